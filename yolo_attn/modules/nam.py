@@ -1,0 +1,128 @@
+"""NAM: Normalization-based Attention Module.
+
+Paper: "NAM: Normalization-based Attention Module", Liu et al., 2021 (arXiv 2111.12419).
+Authors' code: https://github.com/Christian-lyc/NAM
+
+Channel sub-module (the authors' ``Channel_Att``): an ordinary BatchNorm2d over the input whose own scale factors
+gamma weigh the channels,
+
+    W_gamma = |gamma| / sum(|gamma|)              # from ``bn.weight.data``: no gradient through W_gamma
+    M_c = sigmoid(W_gamma * BN(x))
+    y = M_c * x                                   # the input is gated, not the BN output
+
+Spatial sub-module (optional, ``spatial=True``): the paper's "pixel normalisation" ``M_s = sigmoid(W_lambda *
+BN_s(F))``. The authors' first upload used a BatchNorm1d whose "channels" were the H*W pixels, which fixes the input
+size. Here the pixel normalisation is size-agnostic: each pixel's feature vector is normalised over the channels
+(per sample and position, like a channels-first LayerNorm) with learnable scale factors lambda and shift beta, and
+the lambda-weighted sum over channels gives one gate per pixel, applied after the channel gate (CBAM order):
+
+    z = (x - mean_C(x)) / sqrt(var_C(x) + eps) * lambda + beta
+    W_lambda = |lambda| / sum(|lambda|)
+    M_s = sigmoid(sum_C(W_lambda * z))            # (B, 1, H, W)
+    y = M_s * x
+
+Default: ``spatial=False``, as in the authors' released code and the NAM-in-YOLOv8 write-ups.
+
+Parameters added: 2C (BN affine gamma, beta), plus 2C (lambda, beta) with ``spatial=True``.
+Shape contract: (B, C, H, W) -> (B, C, H, W). At initialisation W_gamma = 1/C, so the gate is about 0.5 everywhere.
+The L1 sparsity penalty on gamma and lambda is applied by the training callback, not here.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ._checks import check_bool, check_channels, check_number
+
+__all__ = ["NAM", "PixelNorm"]
+
+
+def _l1_weights(scale: torch.Tensor) -> torch.Tensor:
+    """Return ``|scale| / sum(|scale|)`` without gradient, as the authors' ``bn.weight.data`` computation."""
+    w = scale.detach().abs()
+    return w / w.sum().clamp_min(torch.finfo(w.dtype).tiny)  # clamp: an all-zero gamma gives 0, not NaN
+
+
+class PixelNorm(nn.Module):
+    """Size-agnostic pixel normalisation: normalise each pixel over the channels, then scale (lambda) and shift.
+
+    Attributes:
+        weight (nn.Parameter): Scale factors lambda, shape (C,).
+        bias (nn.Parameter): Shift beta, shape (C,).
+        eps (float): Variance epsilon.
+    """
+
+    def __init__(self, c1: int, eps: float = 1e-5):
+        """Initialise the pixel normalisation.
+
+        Args:
+            c1 (int): Channels.
+            eps (float): Variance epsilon.
+        """
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(c1))
+        self.bias = nn.Parameter(torch.zeros(c1))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise over channels.
+
+        Args:
+            x (torch.Tensor): Input of shape (B, C, H, W).
+
+        Returns:
+            (torch.Tensor): Normalised, scaled and shifted tensor of the same shape.
+        """
+        var, mean = torch.var_mean(x, dim=1, unbiased=False, keepdim=True)
+        z = (x - mean) * torch.rsqrt(var + self.eps)
+        return z * self.weight[:, None, None] + self.bias[:, None, None]
+
+
+class NAM(nn.Module):
+    """Normalization-based attention: BN scale factors as channel weights, optional pixel-normalisation gate.
+
+    Attributes:
+        bn (nn.BatchNorm2d): Channel normalisation; its weight is gamma.
+        spatial (PixelNorm | None): Pixel normalisation; its weight is lambda. None when disabled.
+    """
+
+    def __init__(self, c1: int, spatial: bool = False):
+        """Initialise NAM.
+
+        Args:
+            c1 (int): Input channels.
+            spatial (bool): Add the pixel-normalisation (spatial) sub-module after the channel one.
+        """
+        super().__init__()
+        c1 = check_channels("NAM", c1)
+        self.bn = nn.BatchNorm2d(c1)
+        self.spatial = PixelNorm(c1) if check_bool("NAM", "spatial", spatial) else None
+
+    def scale_factors(self) -> list[nn.Parameter]:
+        """Return the scale factors the NAM sparsity penalty acts on: gamma, and lambda when spatial.
+
+        Returns:
+            (list[nn.Parameter]): The parameters.
+        """
+        return [self.bn.weight] + ([self.spatial.weight] if self.spatial is not None else [])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the channel gate, then the spatial gate when enabled.
+
+        Args:
+            x (torch.Tensor): Input of shape (B, C, H, W).
+
+        Returns:
+            (torch.Tensor): Gated input, same shape.
+        """
+        w = _l1_weights(self.bn.weight).to(x.dtype)[:, None, None]
+        x = x * torch.sigmoid(self.bn(x) * w)
+        if self.spatial is not None:
+            w = _l1_weights(self.spatial.weight).to(x.dtype)[:, None, None]
+            x = x * torch.sigmoid((self.spatial(x) * w).sum(1, keepdim=True))
+        return x
+
+    def extra_repr(self) -> str:
+        """Return the spatial flag for ``print(model)``."""
+        return f"spatial={self.spatial is not None}"

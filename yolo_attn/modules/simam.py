@@ -1,0 +1,66 @@
+"""SimAM: a simple, parameter-free attention module.
+
+Paper: "SimAM: A Simple, Parameter-Free Attention Module for Convolutional Neural Networks",
+Yang et al., ICML 2021 (https://proceedings.mlr.press/v139/yang21o.html).
+
+Each neuron's importance is the inverse of its minimal energy against the other neurons of its channel,
+which has a closed form (per sample and channel, over the H*W positions):
+
+    d = (x - mean(x))^2,   v = sum(d) / n,   n = H*W - 1
+    E_inv = d / (4 * (v + lambda)) + 0.5
+    y = x * sigmoid(E_inv)
+
+Shape contract: (B, C, H, W) -> (B, C, H, W); zero parameters.
+
+Numerics: the statistics are computed in float32 whatever the input dtype (in float16 the sum of squared
+deviations overflows on large maps and the gate collapses). On 1x1 maps the paper's ``n`` is 0 and ``v`` is 0/0;
+``n`` is floored at 1 there, so ``d = v = 0`` and the gate is ``sigmoid(0.5)`` (every neuron equally important).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ._checks import check_channels, check_number
+
+__all__ = ["SimAM"]
+
+
+class SimAM(nn.Module):
+    """Parameter-free 3-D attention from the closed-form minimal energy of each neuron.
+
+    Attributes:
+        e_lambda (float): Regulariser lambda in the energy function.
+    """
+
+    def __init__(self, c1: int, e_lambda: float = 1e-4):
+        """Initialise SimAM.
+
+        Args:
+            c1 (int): Input channels (unused by the math; kept for the YAML contract ``Block(c1, *args)``).
+            e_lambda (float): Energy regulariser lambda, > 0. 1e-4 is the module default of the paper's code.
+        """
+        super().__init__()
+        self.c = check_channels("SimAM", c1)
+        self.e_lambda = check_number("SimAM", "e_lambda", e_lambda, 0.0, low_open=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the SimAM gate.
+
+        Args:
+            x (torch.Tensor): Input of shape (B, C, H, W).
+
+        Returns:
+            (torch.Tensor): ``x * sigmoid(E_inv)``, same shape and dtype as ``x``.
+        """
+        n = max(x.shape[2] * x.shape[3] - 1, 1)
+        xf = x.float()
+        d = (xf - xf.mean(dim=(2, 3), keepdim=True)).square_()
+        v = d.sum(dim=(2, 3), keepdim=True) / n
+        e_inv = d.div_(4 * (v + self.e_lambda)).add_(0.5)
+        return x * e_inv.sigmoid_().to(x.dtype)
+
+    def extra_repr(self) -> str:
+        """Return the lambda for ``print(model)``."""
+        return f"e_lambda={self.e_lambda:g}"
