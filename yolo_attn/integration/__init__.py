@@ -1,0 +1,48 @@
+"""Everything that touches Ultralytics internals lives here, behind one guarded, idempotent ``register()``."""
+
+from __future__ import annotations
+
+import threading
+
+from ..registry import BLOCKS, Registry
+from .compat import SUPPORTED, UnsupportedUltralyticsError, check_ultralytics
+from .files import DATA_NAME, cfg_dir, find_config, list_configs
+from .parser import UnknownModuleError
+
+__all__ = [
+    "DATA_NAME",
+    "SUPPORTED",
+    "UnknownModuleError",
+    "UnsupportedUltralyticsError",
+    "cfg_dir",
+    "find_config",
+    "list_configs",
+    "register",
+]
+
+_lock = threading.Lock()
+
+
+def register(registry: Registry = BLOCKS) -> None:
+    """Register the blocks with Ultralytics' model-YAML parser and its file lookup.
+
+    Idempotent and thread-safe: call it again after adding blocks to the registry. ``import yolo_attn`` calls it.
+
+    Args:
+        registry (Registry): The blocks to register.
+
+    Raises:
+        UnsupportedUltralyticsError: The installed Ultralytics is outside the supported range or its parser changed.
+    """
+    import ultralytics
+    import ultralytics.data.utils as data_utils
+    import ultralytics.nn.tasks as tasks
+    import ultralytics.utils.checks as checks
+
+    from .files import install_file_lookup
+    from .parser import install_parser
+
+    with _lock:
+        check_ultralytics(tasks, ultralytics.__version__)
+        install_parser(tasks, registry)
+        install_file_lookup(checks, data_utils)
