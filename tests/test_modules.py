@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -542,6 +543,18 @@ def test_state_dict_round_trip(name):
         assert torch.equal(m(x), fresh(x))
 
 
+@pytest.mark.parametrize("name", list(FACTORIES))
+def test_whole_module_pickle_round_trip(name):
+    """Ultralytics checkpoints pickle the whole model, not just the state_dict."""
+    torch.manual_seed(0)
+    m = randomise_(FACTORIES[name](16), seed=10).eval()
+    clone = pickle.loads(pickle.dumps(m))
+    x = torch.randn(2, 16, 7, 9)
+    with torch.no_grad():
+        assert torch.equal(m(x), clone(x))
+    assert repr(clone) == repr(m)
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Non-finite and uninitialised input to DAS (in a subprocess: a segfault must fail the test, not kill pytest)
 # ----------------------------------------------------------------------------------------------------------------------
@@ -605,44 +618,50 @@ PROBE_TESTS = {
 
 
 @pytest.fixture(scope="module", autouse=True)
-def das_probes(request):
-    """Start the crash-prone DAS probes in child processes as soon as the module's tests begin.
+def das_probes(request, tmp_path_factory):
+    """Start the crash-prone DAS probes in child processes when this module's first test starts.
 
-    They run in the background, at low priority, while the other tests run (each child pays several seconds of
-    torch imports); their tests are at the end of the file;
-    only the probes whose tests are selected are started, and unfinished children are killed at teardown.
+    Each child pays several seconds of torch imports, so they run in the background at low priority while the other
+    tests run; their tests come last in the file. Only the probes whose tests are selected are started; output goes
+    to files (no pipe can fill up), and unfinished children are killed at teardown.
     """
-    selected = {PROBE_TESTS[i.name] for i in request.session.items if i.name in PROBE_TESTS}
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    procs = {
-        name: subprocess.Popen(
+    selected = sorted({PROBE_TESTS[i.name] for i in request.session.items if i.name in PROBE_TESTS})
+    env = dict(os.environ, OMP_NUM_THREADS="1", YOLO_ATTN_AUTOREGISTER="0")  # the blocks only, no parser hooks
+    logs = tmp_path_factory.mktemp("das-probes")
+    procs = {}
+    for name in selected:
+        out, err = open(logs / f"{name}.out", "w+"), open(logs / f"{name}.err", "w+")
+        proc = subprocess.Popen(
             [sys.executable, "-c", textwrap.dedent(PROBES[name])],
             cwd=REPO,
             env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdout=out,
+            stderr=err,
             text=True,
             preexec_fn=(lambda: os.nice(10)) if hasattr(os, "nice") else None,  # background: yield CPU to the tests
         )
-        for name in sorted(selected)
-    }
+        procs[name] = (proc, out, err)
     yield procs
-    for p in procs.values():
-        if p.poll() is None:
-            p.kill()
-        p.communicate()
+    for proc, out, err in procs.values():
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        out.close()
+        err.close()
 
 
 def _check_probe(procs, name):
-    p = procs[name]
+    proc, out, err = procs[name]
     try:
-        out, err = p.communicate(timeout=120)
+        rc = proc.wait(timeout=120)
     except subprocess.TimeoutExpired:
-        p.kill()
-        out, err = p.communicate()
-    rc = p.returncode
-    assert rc == 0, f"child process rc={rc} (negative: killed by signal, -11 = segfault)\nstdout:\n{out}\nstderr:\n{err[-3000:]}"
-    assert "OK" in out
+        proc.kill()
+        rc = proc.wait()
+    out.seek(0)
+    err.seek(0)
+    stdout, stderr = out.read(), err.read()
+    assert rc == 0, f"child process rc={rc} (negative: killed by signal, -11 = segfault)\nstdout:\n{stdout}\nstderr:\n{stderr[-3000:]}"
+    assert "OK" in stdout
 
 
 def test_das_nonfinite_input_gives_nonfinite_output_without_crash(das_probes):

@@ -66,7 +66,7 @@ class DAS(nn.Module):
         self.dw = nn.Conv2d(c1, c1, 3, padding=1, groups=c1, bias=False)
         self.pw = nn.Conv2d(c1, self.hidden, 1, bias=False)
         self.norm = nn.InstanceNorm2d(self.hidden, affine=True)
-        self.act = nn.GELU(approximate="tanh")
+        self.act = nn.GELU()
         self.offset = nn.Conv2d(self.hidden, 2 * k * k, 3, padding=1)
         nn.init.zeros_(self.offset.weight)  # start as a regular convolution (DCN convention)
         nn.init.zeros_(self.offset.bias)

@@ -12,7 +12,7 @@ which has a closed form (per sample and channel, over the H*W positions):
 
 Shape contract: (B, C, H, W) -> (B, C, H, W); zero parameters.
 
-Numerics: the statistics are computed in float32 whatever the input dtype (in float16 the sum of squared
+Numerics: the statistics are computed in at least float32 whatever the input dtype (in float16 the sum of squared
 deviations overflows on large maps and the gate collapses). On 1x1 maps the paper's ``n`` is 0 and ``v`` is 0/0;
 ``n`` is floored at 1 there, so ``d = v = 0`` and the gate is ``sigmoid(0.5)`` (every neuron equally important).
 """
@@ -55,7 +55,7 @@ class SimAM(nn.Module):
             (torch.Tensor): ``x * sigmoid(E_inv)``, same shape and dtype as ``x``.
         """
         n = max(x.shape[2] * x.shape[3] - 1, 1)
-        xf = x.float()
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))  # fp16/bf16 -> fp32; fp64 stays
         d = (xf - xf.mean(dim=(2, 3), keepdim=True)).square_()
         v = d.sum(dim=(2, 3), keepdim=True) / n
         e_inv = d.div_(4 * (v + self.e_lambda)).add_(0.5)
