@@ -19,6 +19,7 @@ from .integration import (
 )
 from .modules import DAS, NAM, SE, SimAM
 from .registry import BLOCKS, Registry
+from .training import format_saliency, nam_saliency, set_nam_penalty
 
 __version__ = "0.1.0"
 __all__ = [
@@ -32,8 +33,11 @@ __all__ = [
     "UnsupportedUltralyticsError",
     "cfg_dir",
     "find_config",
+    "format_saliency",
     "list_configs",
+    "nam_saliency",
     "register",
+    "set_nam_penalty",
 ]
 
 if os.getenv("YOLO_ATTN_AUTOREGISTER", "1") != "0":

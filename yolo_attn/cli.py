@@ -3,10 +3,16 @@
     yolo-attn train model=yolov8n-nam.yaml data=digits.yaml epochs=10 imgsz=160   # any `yolo` mode/syntax
     yolo-attn list                                                                # blocks and ready-made configs
     yolo-attn data [root=DIR] [n_train=256] [n_val=64] [imgsz=160] [seed=0]      # write the built-in dataset
+    yolo-attn saliency model=best.pt [threshold=0.01]                             # NAM channel saliency report
+
+Kit options accepted with train (removed before Ultralytics' argument check):
+    nam_penalty=1e-4         NAM's L1 sparsity penalty p (overrides the model YAML's nam_penalty; 0 turns it off)
+    nam_penalty_scope=nam    'nam': NAM scale factors; 'all': every BatchNorm2d weight too (network slimming)
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from unittest import mock
@@ -14,11 +20,28 @@ from unittest import mock
 from . import __version__
 from .integration import DATA_NAME, list_configs, register
 from .registry import BLOCKS
+from .training.penalty import ENV_PENALTY, ENV_SCOPE, check_penalty, check_scope
 
 __all__ = ["main", "KIT_OPTIONS"]
 
+
+def _set_env(name: str, check: Callable[[str], object]) -> Callable[[str], None]:
+    """Return a handler that validates a kit option and hands it to the trainer (and DDP workers) via ``name``."""
+
+    def handler(value: str) -> None:
+        try:
+            os.environ[name] = str(check(value))
+        except ValueError as e:
+            raise SystemExit(f"yolo-attn: {e}") from None
+
+    return handler
+
+
 # key=value options the kit consumes before Ultralytics sees the arguments: {key: fn(value)}
-KIT_OPTIONS: dict[str, Callable[[str], None]] = {}
+KIT_OPTIONS: dict[str, Callable[[str], None]] = {
+    "nam_penalty": _set_env(ENV_PENALTY, check_penalty),
+    "nam_penalty_scope": _set_env(ENV_SCOPE, check_scope),
+}
 
 
 def _kv(args: list[str]) -> dict[str, str]:
@@ -57,7 +80,21 @@ def cmd_data(args: list[str]) -> None:
     print(digits_yaml(root, **params))
 
 
-COMMANDS: dict[str, Callable[[list[str]], None]] = {"list": cmd_list, "data": cmd_data}
+def cmd_saliency(args: list[str]) -> None:
+    """Print the NAM channel saliency of a checkpoint."""
+    from .training import SPARSITY_THRESHOLD, format_saliency, nam_saliency
+
+    kw = _kv(args)
+    if "model" not in kw:
+        raise SystemExit("yolo-attn saliency: model=path/to/best.pt is required")
+    try:
+        threshold = float(kw.get("threshold", SPARSITY_THRESHOLD))
+    except ValueError:
+        raise SystemExit(f"yolo-attn saliency: threshold must be a number, got {kw['threshold']!r}") from None
+    print(format_saliency(nam_saliency(kw["model"], threshold), threshold))
+
+
+COMMANDS: dict[str, Callable[[list[str]], None]] = {"list": cmd_list, "data": cmd_data, "saliency": cmd_saliency}
 
 
 def _strip_kit_options(args: list[str]) -> list[str]:

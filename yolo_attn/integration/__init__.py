@@ -24,7 +24,7 @@ _lock = threading.Lock()
 
 
 def register(registry: Registry = BLOCKS) -> None:
-    """Register the blocks with Ultralytics' model-YAML parser and its file lookup.
+    """Register the blocks with Ultralytics' model-YAML parser, its file lookup and its default trainer callbacks.
 
     Idempotent and thread-safe: call it again after adding blocks to the registry. ``import yolo_attn`` calls it.
 
@@ -38,11 +38,15 @@ def register(registry: Registry = BLOCKS) -> None:
     import ultralytics.data.utils as data_utils
     import ultralytics.nn.tasks as tasks
     import ultralytics.utils.checks as checks
+    from ultralytics.utils.callbacks import base as callbacks_base
 
+    from ..training.callbacks import callbacks
     from .files import install_file_lookup
     from .parser import install_parser
+    from .trainer import install_callbacks
 
     with _lock:
         check_ultralytics(tasks, ultralytics.__version__)
         install_parser(tasks, registry)
         install_file_lookup(checks, data_utils)
+        install_callbacks(callbacks_base.default_callbacks, callbacks)
