@@ -452,8 +452,10 @@ def test_das_1x1_uses_instance_norm_shift():
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["NAM", "NAM-spatial", "SE", "SimAM"])
+@pytest.mark.parametrize("name", ["NAM", "NAM-spatial", "SE", "SimAM", "DAS"])
 def test_gradients_flow(name):
+    """Finite, non-zero gradients reach the input and every parameter (DAS's zero-initialised offset conv gets its
+    gradient only through the deformable kernel, so it is checked for finiteness only)."""
     torch.manual_seed(0)
     m = FACTORIES[name](16).train()
     x = torch.randn(2, 16, 9, 8, requires_grad=True)
@@ -463,23 +465,8 @@ def test_gradients_flow(name):
     for pname, p in m.named_parameters():
         assert p.grad is not None, pname
         assert torch.isfinite(p.grad).all(), pname
-        assert p.grad.abs().sum() > 0, pname
-
-
-def test_das_gradients_flow():
-    torch.manual_seed(0)
-    m = DAS(16).train()
-    x = torch.randn(2, 16, 9, 8, requires_grad=True)
-    y = m(x)
-    (y * torch.randn_like(y)).sum().backward()
-    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
-    for pname, p in m.named_parameters():
-        assert p.grad is not None, pname
-        assert torch.isfinite(p.grad).all(), pname
-        if not pname.startswith("offset."):  # zero-initialised: its grad comes only through the deformable kernel
+        if not pname.startswith("offset."):
             assert p.grad.abs().sum() > 0, pname
-    for pname in ("weight", "bias", "dw.weight", "pw.weight", "norm.weight", "norm.bias", "ln.weight", "ln.bias"):
-        assert m.get_parameter(pname).grad.abs().sum() > 0, pname
 
 
 # ----------------------------------------------------------------------------------------------------------------------

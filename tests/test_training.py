@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -55,12 +57,36 @@ def test_train_python_api(cfg, tiny_data, tmp_path, env_subprocess):
     _reload_and_compare(best, tmp_path, dict(env_subprocess, DATA_ROOT=str(tiny_data.parent)), block)
 
 
-def test_train_cli(tiny_data, tmp_path, env_subprocess):
-    """`yolo-attn train model=yolov8n-se.yaml ...` (Ultralytics syntax, default plots on) trains and its best.pt reloads."""
-    cmd = [sys.executable, "-m", "yolo_attn", "train", "model=yolov8n-se.yaml", f"data={tiny_data}", "epochs=1",
-           f"imgsz={IMGSZ}", "batch=8", "workers=0", "device=cpu", f"project={tmp_path}", "name=cli", "exist_ok=True"]
-    proc = subprocess.run(cmd, env=env_subprocess, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+def _cli(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "yolo_attn", *args], env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_cli_train_val_export_saliency(tiny_data, tmp_path, env_subprocess):
+    """`yolo-attn train` (Ultralytics syntax, default plots on, kit option nam_penalty overriding the YAML's 1e-4),
+    then val, TorchScript export and the saliency report on its best.pt, which also reloads in a fresh process."""
+    common = [f"data={tiny_data}", f"imgsz={IMGSZ}", "batch=8", "workers=0", "device=cpu", f"project={tmp_path}"]
+    _cli(["train", "model=yolov8n-nam.yaml", "epochs=1", "name=cli", "exist_ok=True", "nam_penalty=3e-3", *common],
+         env_subprocess, tmp_path)
     run = tmp_path / "cli"
-    assert (run / "results.csv").is_file() and (run / "results.png").is_file()
-    _reload_and_compare(run / "weights" / "best.pt", tmp_path, dict(env_subprocess, DATA_ROOT=str(tiny_data.parent)), "SE")
+    best = run / "weights" / "best.pt"
+    assert (run / "results.png").is_file() and (run / "nam_gamma.png").is_file()
+    with open(run / "results.csv") as f:
+        row = list(csv.DictReader(f))[-1]
+    assert float(row["nam/penalty"]) == pytest.approx(3e-3 * float(row["nam/l1"]), rel=1e-4)
+    _reload_and_compare(best, tmp_path, dict(env_subprocess, DATA_ROOT=str(tiny_data.parent)), "NAM")
+
+    _cli(["val", f"model={best}", "name=val", *common], env_subprocess, tmp_path)
+    assert (tmp_path / "val").is_dir()
+    _cli(["export", f"model={best}", "format=torchscript", f"imgsz={IMGSZ}"], env_subprocess, tmp_path)
+    ts = torch.jit.load(str(best.with_suffix(".torchscript")))
+    x = torch.rand(1, 3, IMGSZ, IMGSZ)
+    model = YOLO(str(best)).model.float().eval()
+    with torch.no_grad():
+        torch.testing.assert_close(ts(x)[0] if isinstance(ts(x), (list, tuple)) else ts(x), model(x)[0], atol=1e-4,
+                                   rtol=1e-4)
+    out = _cli(["saliency", f"model={best}", "threshold=10"], env_subprocess, tmp_path).stdout
+    rows = [line.split() for line in out.splitlines() if re.match(r"layer \d", line)]
+    assert [(r[2], r[3]) for r in rows] == [("32", "32"), ("64", "64"), ("128", "128"), ("256", "256")]  # all < 10

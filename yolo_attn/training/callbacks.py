@@ -107,9 +107,14 @@ def on_train_end(trainer: Any) -> None:
     if not getattr(trainer.args, "plots", False) or getattr(trainer, "ema", None) is None:
         return
     layers = nam_layers(trainer.ema.ema)
-    if layers:
-        path = plot_gamma_histograms(layers, Path(trainer.save_dir) / "nam_gamma.png")
-        trainer.on_plot(path)
+    if not layers:
+        return
+    try:
+        trainer.on_plot(plot_gamma_histograms(layers, Path(trainer.save_dir) / "nam_gamma.png"))
+    except Exception as e:  # noqa: BLE001 - a plot must never fail a finished training run
+        from ultralytics.utils import LOGGER
+
+        LOGGER.warning(f"yolo-attn: could not plot NAM |gamma| histograms: {e}")
 
 
 def plot_gamma_histograms(layers: list[tuple[str, NAM]], path: Path) -> Path:
@@ -130,7 +135,8 @@ def plot_gamma_histograms(layers: list[tuple[str, NAM]], path: Path) -> Path:
     fig, axes = plt.subplots(1, len(layers), figsize=(3.2 * len(layers), 2.8), tight_layout=True, squeeze=False)
     for ax, (name, m) in zip(axes[0], layers):
         g = m.bn.weight.detach().abs().float().cpu().numpy()
-        ax.hist(g, bins=30, color="#1f77b4")
+        hi = max(float(g.max()), SPARSITY_THRESHOLD) * 1.05  # from 0: shows the threshold, never a zero-width range
+        ax.hist(g, bins=30, range=(0.0, hi), color="#1f77b4")
         ax.axvline(SPARSITY_THRESHOLD, color="r", lw=1, ls="--")
         ax.set_title(f"{name} ({g.size} ch, {(g < SPARSITY_THRESHOLD).sum()} < {SPARSITY_THRESHOLD:g})", fontsize=8)
         ax.set_xlabel("|gamma|", fontsize=8)
