@@ -29,6 +29,14 @@ from yolo_attn.training.penalty import add_penalty_grad, penalized_parameters  #
 __all__ = ["main"]
 
 
+def _tensors(out) -> list[torch.Tensor]:
+    """Flatten a head output (tensor, list, tuple or dict, possibly nested) into its tensors."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    items = out.values() if isinstance(out, dict) else out
+    return [t for o in items for t in _tensors(o)]
+
+
 def _timed(fn) -> float:
     t = time.perf_counter()
     fn()
@@ -59,8 +67,8 @@ def main() -> dict:
     x = torch.rand(args.batch, 3, args.imgsz, args.imgsz)
 
     def train_step(penalty: bool) -> float:
-        out = model(x)
-        loss = sum(o.float().mean() for o in (out.values() if isinstance(out, dict) else out))
+        out = model(x)  # training-mode head output: a dict (8.4) or a list of maps; nested lists flattened
+        loss = sum(t.float().mean() for t in _tensors(out))
         loss.backward()
         t = _timed(lambda: add_penalty_grad(params, 1e-4)) if penalty else 0.0
         step()

@@ -41,6 +41,7 @@ def register(registry: Registry = BLOCKS) -> None:
     from ultralytics.utils.callbacks import base as callbacks_base
 
     from ..training.callbacks import callbacks
+    from .checkpoints import install_safe_load
     from .files import install_file_lookup
     from .parser import install_parser
     from .trainer import install_callbacks
@@ -50,3 +51,4 @@ def register(registry: Registry = BLOCKS) -> None:
         install_parser(tasks, registry)
         install_file_lookup(checks, data_utils)
         install_callbacks(callbacks_base.default_callbacks, callbacks)
+        install_safe_load(tasks, registry)
