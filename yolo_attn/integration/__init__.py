@@ -6,11 +6,13 @@ import threading
 
 from ..registry import BLOCKS, Registry
 from .compat import SUPPORTED, UnsupportedUltralyticsError, check_ultralytics
+from .export import DeformConvExportError
 from .files import DATA_NAME, cfg_dir, find_config, list_configs
 from .parser import UnknownModuleError
 
 __all__ = [
     "DATA_NAME",
+    "DeformConvExportError",
     "SUPPORTED",
     "UnknownModuleError",
     "UnsupportedUltralyticsError",
@@ -24,7 +26,7 @@ _lock = threading.Lock()
 
 
 def register(registry: Registry = BLOCKS) -> None:
-    """Register the blocks with Ultralytics' model-YAML parser, its file lookup and its default trainer callbacks.
+    """Register the blocks with Ultralytics' parser, file lookup, trainer callbacks, safe loading and ONNX export.
 
     Idempotent and thread-safe: call it again after adding blocks to the registry. ``import yolo_attn`` calls it.
 
@@ -36,12 +38,14 @@ def register(registry: Registry = BLOCKS) -> None:
     """
     import ultralytics
     import ultralytics.data.utils as data_utils
+    import ultralytics.engine.exporter as exporter
     import ultralytics.nn.tasks as tasks
     import ultralytics.utils.checks as checks
     from ultralytics.utils.callbacks import base as callbacks_base
 
     from ..training.callbacks import callbacks
     from .checkpoints import install_safe_load
+    from .export import install_export
     from .files import install_file_lookup
     from .parser import install_parser
     from .trainer import install_callbacks
@@ -52,3 +56,4 @@ def register(registry: Registry = BLOCKS) -> None:
         install_file_lookup(checks, data_utils)
         install_callbacks(callbacks_base.default_callbacks, callbacks)
         install_safe_load(tasks, registry)
+        install_export(exporter.Exporter)

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from ..modules import NAM
-from .penalty import add_penalty_grad, penalized_parameters, resolve_settings
+from .penalty import add_penalty_grad, penalized_parameters, resolve_settings, unwrap
 from .saliency import SPARSITY_THRESHOLD, nam_layers
 
 __all__ = ["callbacks", "PenaltyState"]
@@ -44,11 +44,6 @@ class PenaltyState:
     steps: int = 0
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    """Return the bare model under DDP/DataParallel."""
-    return model.module if hasattr(model, "module") else model
-
-
 def _amp_scale(scaler: Any) -> float | torch.Tensor:
     """Return the GradScaler's current scale without a host sync where possible (1.0 when AMP is off)."""
     if scaler is None or not scaler.is_enabled():
@@ -59,7 +54,7 @@ def _amp_scale(scaler: Any) -> float | torch.Tensor:
 
 def on_train_start(trainer: Any) -> None:
     """Resolve the penalty, store it in the model YAML and wrap ``optimizer_step`` to apply it."""
-    model = _unwrap(trainer.model)
+    model = unwrap(trainer.model)
     if not isinstance(getattr(model, "yaml", None), dict):
         return
     p, scope = resolve_settings(model.yaml)
@@ -85,7 +80,7 @@ def on_train_start(trainer: Any) -> None:
 @torch.no_grad()
 def on_train_epoch_end(trainer: Any) -> None:
     """Add the penalty value and the NAM sparsity statistics to the epoch's ``results.csv`` row."""
-    gammas = [m.bn.weight for _, m in nam_layers(_unwrap(trainer.model))]
+    gammas = [m.bn.weight for _, m in nam_layers(unwrap(trainer.model))]
     if not gammas or not isinstance(getattr(trainer, "lr", None), dict):
         return
     state = getattr(trainer, "nam_penalty", None)

@@ -42,10 +42,23 @@ __all__ = [
     "resolve_settings",
     "set_nam_penalty",
     "add_penalty_grad",
+    "unwrap",
 ]
 
 ENV_PENALTY, ENV_SCOPE = "YOLO_ATTN_NAM_PENALTY", "YOLO_ATTN_NAM_PENALTY_SCOPE"  # set by `yolo-attn train nam_penalty=`
 SCOPES = ("nam", "all")
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """Return the bare model under DDP/DataParallel.
+
+    Args:
+        model (nn.Module): A model, possibly wrapped.
+
+    Returns:
+        (nn.Module): The model itself.
+    """
+    return model.module if hasattr(model, "module") else model
 
 
 def check_penalty(value: Any) -> float:
@@ -98,7 +111,7 @@ class PenaltySetting:
 
     def __call__(self, trainer: Any) -> None:
         """Write the setting into the model YAML the trainer will train (and save)."""
-        net = trainer.model.module if hasattr(trainer.model, "module") else trainer.model
+        net = unwrap(trainer.model)
         net.yaml["nam_penalty"], net.yaml["nam_penalty_scope"] = self.p, self.scope
 
 
