@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from pathlib import Path
@@ -21,6 +22,12 @@ from yolo_attn.integration.compat import UnsupportedUltralyticsError, check_ultr
 
 BLOCK_TYPES = (NAM, SimAM, SE, DAS)
 STOCK_V8 = Path(ultralytics.__file__).parent / "cfg" / "models" / "v8"
+
+
+@functools.lru_cache(maxsize=None)
+def stock_params(scale: str) -> int:
+    """Parameter count of the stock YOLOv8 at ``scale`` (built once per scale, shared by the four configs)."""
+    return sum(p.numel() for p in DetectionModel(f"yolov8{scale}.yaml", verbose=False).parameters())
 
 
 def attention_layers(model: nn.Module) -> list[nn.Module]:
@@ -59,11 +66,10 @@ def test_config_builds_every_scale(cfg, scale):
     """Every ready-made config builds at every scale; parameters = stock + the blocks' own; 4 blocks, right widths."""
     torch.manual_seed(0)
     model = DetectionModel(f"yolov8{scale}-{cfg}.yaml", verbose=False)
-    stock = DetectionModel(f"yolov8{scale}.yaml", verbose=False)
     blocks = attention_layers(model)
     assert len(blocks) == 4 and all(type(b) is BLOCKS.get(type(b).__name__) for b in blocks)
     n_blocks = sum(p.numel() for b in blocks for p in b.parameters())
-    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in stock.parameters()) + n_blocks
+    assert sum(p.numel() for p in model.parameters()) == stock_params(scale) + n_blocks
     # each block sits after a backbone C2f and is built for that C2f's output width
     for b in blocks:
         prev = model.model[b.i - 1]
