@@ -184,6 +184,21 @@ def test_shape_preserved(name, c):
                 assert torch.isfinite(y).all(), (name, mode, x.shape)
 
 
+@pytest.mark.parametrize("name", list(FACTORIES))
+def test_gate_is_the_multiplier(name):
+    """``forward(x) == x * gate(x)`` with the gate in (0, 1): attention maps and fused paths rely on it."""
+    torch.manual_seed(0)
+    m = randomise_(FACTORIES[name](16), 0)
+    for mode in ("train", "eval"):
+        getattr(m, mode)()
+        x = torch.randn(2, 16, 9, 7)
+        with torch.no_grad():
+            g, y = m.gate(x), m(x)
+        assert g.shape in {(2, 16, 9, 7), (2, 16, 1, 1)}, (name, g.shape)
+        assert ((g > 0) & (g < 1)).all(), name
+        torch.testing.assert_close(y, x * g, rtol=0, atol=1e-6)
+
+
 @pytest.mark.parametrize("k", [1, 3, 5])
 def test_das_shape_other_kernel_sizes(k):
     torch.manual_seed(0)

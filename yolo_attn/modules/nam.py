@@ -107,6 +107,22 @@ class NAM(nn.Module):
         """
         return [self.bn.weight] + ([self.spatial.weight] if self.spatial is not None else [])
 
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """Compute the combined multiplicative gate, so that ``forward(x) == x * gate(x)``.
+
+        Args:
+            x (torch.Tensor): Input of shape (B, C, H, W).
+
+        Returns:
+            (torch.Tensor): Gate in (0, 1) of shape (B, C, H, W): ``M_c``, times ``M_s`` when spatial.
+        """
+        w = _l1_weights(self.bn.weight).to(x.dtype)[:, None, None]
+        g = torch.sigmoid(self.bn(x) * w)
+        if self.spatial is not None:
+            w = _l1_weights(self.spatial.weight).to(x.dtype)[:, None, None]
+            g = g * torch.sigmoid((self.spatial(x * g) * w).sum(1, keepdim=True))
+        return g
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the channel gate, then the spatial gate when enabled.
 

@@ -65,6 +65,17 @@ class SE(nn.Module):
         self.act = nn.ReLU(inplace=True)
         self.fc2 = nn.Conv2d(self.rd, c1, 1, bias=True)
 
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """Compute the channel gate, so that ``forward(x) == x * gate(x)``.
+
+        Args:
+            x (torch.Tensor): Input of shape (B, C, H, W).
+
+        Returns:
+            (torch.Tensor): Gate in (0, 1) of shape (B, C, 1, 1).
+        """
+        return self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True)))).sigmoid()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the SE gate.
 
@@ -74,5 +85,4 @@ class SE(nn.Module):
         Returns:
             (torch.Tensor): ``x`` scaled per channel, same shape.
         """
-        s = x.mean((2, 3), keepdim=True)
-        return x * self.fc2(self.act(self.fc1(s))).sigmoid()
+        return x * self.gate(x)

@@ -45,6 +45,22 @@ class SimAM(nn.Module):
         self.c = check_channels("SimAM", c1)
         self.e_lambda = check_number("SimAM", "e_lambda", e_lambda, 0.0, low_open=True)
 
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """Compute the gate ``sigmoid(E_inv)``, so that ``forward(x) == x * gate(x)``.
+
+        Args:
+            x (torch.Tensor): Input of shape (B, C, H, W).
+
+        Returns:
+            (torch.Tensor): Gate in (0.5, 1) of shape (B, C, H, W), dtype of ``x``.
+        """
+        n = max(x.shape[2] * x.shape[3] - 1, 1)
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))  # fp16/bf16 -> fp32; fp64 stays
+        d = (xf - xf.mean(dim=(2, 3), keepdim=True)).square_()
+        v = d.sum(dim=(2, 3), keepdim=True) / n
+        e_inv = d.div_(4 * (v + self.e_lambda)).add_(0.5)
+        return e_inv.sigmoid_().to(x.dtype)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the SimAM gate.
 
@@ -54,12 +70,7 @@ class SimAM(nn.Module):
         Returns:
             (torch.Tensor): ``x * sigmoid(E_inv)``, same shape and dtype as ``x``.
         """
-        n = max(x.shape[2] * x.shape[3] - 1, 1)
-        xf = x.to(torch.promote_types(x.dtype, torch.float32))  # fp16/bf16 -> fp32; fp64 stays
-        d = (xf - xf.mean(dim=(2, 3), keepdim=True)).square_()
-        v = d.sum(dim=(2, 3), keepdim=True) / n
-        e_inv = d.div_(4 * (v + self.e_lambda)).add_(0.5)
-        return x * e_inv.sigmoid_().to(x.dtype)
+        return x * self.gate(x)
 
     def extra_repr(self) -> str:
         """Return the lambda for ``print(model)``."""
