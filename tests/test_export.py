@@ -27,7 +27,6 @@ from ultralytics import YOLO
 from ultralytics.data.augment import LetterBox
 from ultralytics.engine.exporter import Exporter
 from ultralytics.utils import LOGGER
-from ultralytics.utils.export.engine import best_onnx_opset
 
 from yolo_attn import DAS, NAM
 from yolo_attn.integration import export as kit_export
@@ -46,7 +45,7 @@ IMGSZ = 64
 # convolutions, which moves pixel coordinates by a few float32 steps against the unfused PyTorch model.
 ATOL_BOX_PX = 1e-4  # box coordinates, exported vs unfused PyTorch (ONNX and TorchScript)
 ATOL_SCORE = 1e-5  # class probabilities, exported vs unfused PyTorch (ONNX and TorchScript)
-ATOL_TS_FUSED = 1e-5  # TorchScript vs the fused PyTorch model it traced, everywhere
+ATOL_TS_FUSED = 1e-5  # TorchScript scores vs the fused PyTorch model it traced
 ATOL_BOX = 1e-3  # predict: xyxy in pixels of the source image
 ATOL_CONF = 1e-5  # predict: confidences
 
@@ -171,7 +170,7 @@ def test_onnx_graph_opset(exported):
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         assert attrs["pads"] == [1, 1, 1, 1] and attrs["strides"] == [1, 1] and attrs["kernel_shape"] == [3, 3]
     else:
-        assert opset == best_onnx_opset(onnx)
+        assert opset == kit_export.default_onnx_opset(onnx)
         assert n_deform == 0
 
 
@@ -201,13 +200,10 @@ def test_torchscript_matches_pytorch(exported):
     with torch.no_grad():
         y = head_output(ts(exported.x))
     box, score = max_diffs(y, exported.ref)
-    fused = float((y - exported.ref_fused).abs().max())
-    print(
-        f"\n{exported.cfg}: TorchScript vs PyTorch max abs diff: boxes {box:.3g} px, scores {score:.3g}; "
-        f"vs the fused model it traced {fused:.3g}"
-    )
+    print(f"\n{exported.cfg}: TorchScript vs PyTorch max abs diff: boxes {box:.3g} px, scores {score:.3g}")
+    fused_box, fused_score = max_diffs(y, exported.ref_fused)
     assert box < ATOL_BOX_PX and score < ATOL_SCORE
-    assert fused < ATOL_TS_FUSED
+    assert fused_box < ATOL_BOX_PX and fused_score < ATOL_TS_FUSED  # boxes are ~100 px: float32 steps are ~1e-5
 
 
 @pytest.fixture(scope="module")
@@ -263,6 +259,7 @@ def test_onnxslim_keeps_das_graph_correct(das_low_opset, tiny_data):
     """Where onnxslim is installed (Ultralytics' ``simplify=True``), it handles DeformConv and keeps the numerics."""
     onnxslim = pytest.importorskip("onnxslim")
     slim = onnxslim.slim(onnx.load(str(das_low_opset.onnx)))
+    slim.ir_version = min(slim.ir_version, 10)  # as Ultralytics' exporter does after slimming, for onnxruntime
     assert sum(n.op_type == "DeformConv" for n in slim.graph.node) == 4
     x = letterboxed(first_val_image(tiny_data))
     sess = ort.InferenceSession(slim.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -292,7 +289,7 @@ def test_opset_hook_rules(block, opset, expected):
     """The hook raises the opset only for models with deformable convolutions and only when it is below 19."""
     exp = fake_exporter(nn.Sequential(nn.Conv2d(8, 8, 3), block(8)), opset)
     if expected == "raised":
-        expected = 19 if best_onnx_opset(onnx) < 19 else None
+        expected = 19 if kit_export.default_onnx_opset(onnx) < 19 else None
     kit_export.raise_opset_for_deform_conv(exp)
     assert exp.args.opset == expected
 

@@ -26,6 +26,10 @@ Default: ``spatial=False``, as in the authors' released code and the NAM-in-YOLO
 Parameters added: 2C (BN affine gamma, beta), plus 2C (lambda, beta) with ``spatial=True``.
 Shape contract: (B, C, H, W) -> (B, C, H, W). At initialisation W_gamma = 1/C, so the gate is about 0.5 everywhere.
 The L1 sparsity penalty on gamma and lambda is applied by the training callback, not here.
+
+Inference: ``fuse()`` folds the BatchNorm (running statistics) and W_gamma into ``M_c = sigmoid(a * x + b)``, one
+per-channel affine map, which Ultralytics' ``model.fuse()`` (``val``, ``predict``, ``export``) calls through the kit's
+fuse hook. Training mode always runs the BatchNorm; ``train()`` drops the fold (see ``fuse()``).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ._checks import check_bool, check_channels, check_number
+from ._checks import check_bool, check_channels
 
 __all__ = ["NAM", "PixelNorm"]
 
@@ -98,6 +102,8 @@ class NAM(nn.Module):
         c1 = check_channels("NAM", c1)
         self.bn = nn.BatchNorm2d(c1)
         self.spatial = PixelNorm(c1) if check_bool("NAM", "spatial", spatial) else None
+        self.register_buffer("fold_a", None, persistent=False)  # per-channel a, b of the folded gate (fuse())
+        self.register_buffer("fold_b", None, persistent=False)
 
     def scale_factors(self) -> list[nn.Parameter]:
         """Return the scale factors the NAM sparsity penalty acts on: gamma, and lambda when spatial.
@@ -107,6 +113,75 @@ class NAM(nn.Module):
         """
         return [self.bn.weight] + ([self.spatial.weight] if self.spatial is not None else [])
 
+    @property
+    def fused(self) -> bool:
+        """Whether the channel gate is folded (see ``fuse()``); the module then gates with ``sigmoid(a * x + b)``."""
+        return self._buffers.get("fold_a") is not None  # .get: modules pickled before folding existed lack it
+
+    @torch.no_grad()
+    def fuse(self) -> NAM:
+        """Fold the BatchNorm and the weights W_gamma into one per-channel affine map (inference only).
+
+        With running statistics, ``W_gamma * BN(x) = a * x + b`` where ``s = gamma / sqrt(var + eps)``,
+        ``a = W_gamma * s`` and ``b = W_gamma * (beta - mean * s)``, so the channel gate becomes ``sigmoid(a * x + b)``
+        and the BN pass disappears. The BN itself is kept (saliency reports and the penalty read gamma; state dicts
+        stay the same), and ``a``, ``b`` are non-persistent buffers: pickled with the module, never in state dicts.
+        ``train()`` drops the fold, so training always runs the BatchNorm; call ``fuse()`` again afterwards. The
+        spatial pixel normalisation depends on each pixel's channels and is not folded.
+
+        Returns:
+            (NAM): This module, fused.
+        """
+        bn = self.bn
+        if bn.running_mean is None or bn.running_var is None:
+            raise RuntimeError("NAM.fuse(): the BatchNorm has no running statistics (track_running_stats=False)")
+        w = _l1_weights(bn.weight).float()
+        s = bn.weight.detach().float() * torch.rsqrt(bn.running_var.float() + bn.eps)
+        a = (w * s)[:, None, None]
+        b = (w * (bn.bias.detach().float() - bn.running_mean.float() * s))[:, None, None]
+        dtype = bn.weight.dtype  # follow the module's dtype (a later .half() converts the buffers too)
+        self.register_buffer("fold_a", a.to(dtype), persistent=False)
+        self.register_buffer("fold_b", b.to(dtype), persistent=False)
+        return self
+
+    def unfuse(self) -> NAM:
+        """Drop the folded gate, back to the BatchNorm path (``train()`` calls this).
+
+        Returns:
+            (NAM): This module, unfused.
+        """
+        self.register_buffer("fold_a", None, persistent=False)  # None buffers: skipped by state_dict and .to()
+        self.register_buffer("fold_b", None, persistent=False)
+        return self
+
+    def train(self, mode: bool = True) -> NAM:
+        """Set training mode; entering it drops the fold, which would go stale as gamma and the statistics change.
+
+        Args:
+            mode (bool): Training (True) or evaluation (False) mode.
+
+        Returns:
+            (NAM): This module.
+        """
+        if mode and self.fused:
+            self.unfuse()
+        return super().train(mode)
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        """Load as usual, then drop the fold: it was computed from the weights being replaced."""
+        super()._load_from_state_dict(*args, **kwargs)
+        if self.fused:
+            self.unfuse()
+
+    def _channel_gate(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``M_c``, a new tensor (callers may modify it in place)."""
+        if self.fused:
+            if not self.training:  # sigmoid(a * x + b): addcmul allocates the only full-size tensor
+                return torch.addcmul(self.fold_b.to(x.dtype), self.fold_a.to(x.dtype), x).sigmoid_()
+            self.unfuse()  # fused, then run in training mode: the statistics change, the fold would go stale
+        w = _l1_weights(self.bn.weight).to(x.dtype)[:, None, None]
+        return self.bn(x).mul_(w).sigmoid_()  # in place on BN's output: its backward does not need it
+
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         """Compute the combined multiplicative gate, so that ``forward(x) == x * gate(x)``.
 
@@ -114,10 +189,10 @@ class NAM(nn.Module):
             x (torch.Tensor): Input of shape (B, C, H, W).
 
         Returns:
-            (torch.Tensor): Gate in (0, 1) of shape (B, C, H, W): ``M_c``, times ``M_s`` when spatial.
+            (torch.Tensor): Gate in (0, 1) of shape (B, C, H, W): ``M_c``, times ``M_s`` when spatial. Folded when
+                fused and in eval mode.
         """
-        w = _l1_weights(self.bn.weight).to(x.dtype)[:, None, None]
-        g = torch.sigmoid(self.bn(x) * w)
+        g = self._channel_gate(x)
         if self.spatial is not None:
             w = _l1_weights(self.spatial.weight).to(x.dtype)[:, None, None]
             g = g * torch.sigmoid((self.spatial(x * g) * w).sum(1, keepdim=True))
@@ -132,8 +207,9 @@ class NAM(nn.Module):
         Returns:
             (torch.Tensor): Gated input, same shape.
         """
-        w = _l1_weights(self.bn.weight).to(x.dtype)[:, None, None]
-        x = x * torch.sigmoid(self.bn(x) * w)
+        g = self._channel_gate(x)
+        # without autograd, reuse the gate's memory for the output (one full-size allocation in all)
+        x = g.mul_(x) if not torch.is_grad_enabled() else x * g
         if self.spatial is not None:
             w = _l1_weights(self.spatial.weight).to(x.dtype)[:, None, None]
             x = x * torch.sigmoid((self.spatial(x) * w).sum(1, keepdim=True))

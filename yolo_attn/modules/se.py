@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ._checks import check_channels, check_number
 
@@ -44,8 +45,8 @@ class SE(nn.Module):
     """Squeeze-and-Excitation channel attention.
 
     Attributes:
-        fc1 (nn.Conv2d): Squeeze FC, C -> rd (1x1 convolution with bias).
-        fc2 (nn.Conv2d): Excitation FC, rd -> C (1x1 convolution with bias).
+        fc1 (nn.Conv2d): Squeeze FC, C -> rd (1x1 convolution with bias; applied as a matmul).
+        fc2 (nn.Conv2d): Excitation FC, rd -> C (1x1 convolution with bias; applied as a matmul).
     """
 
     def __init__(self, c1: int, reduction: float = 16, divisor: int = 8):
@@ -62,7 +63,6 @@ class SE(nn.Module):
         divisor = check_number("SE", "divisor", divisor, 1, integer=True)
         self.rd = make_divisible(c1 / reduction, divisor)
         self.fc1 = nn.Conv2d(c1, self.rd, 1, bias=True)
-        self.act = nn.ReLU(inplace=True)
         self.fc2 = nn.Conv2d(self.rd, c1, 1, bias=True)
 
     def gate(self, x: torch.Tensor) -> torch.Tensor:
@@ -74,7 +74,10 @@ class SE(nn.Module):
         Returns:
             (torch.Tensor): Gate in (0, 1) of shape (B, C, 1, 1).
         """
-        return self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True)))).sigmoid()
+        b, c = x.shape[:2]
+        # the FCs as matmuls on (B, C): 1x1 convolutions on a 1x1 map cost more in call overhead than in arithmetic
+        h = F.linear(x.mean((2, 3)), self.fc1.weight.flatten(1), self.fc1.bias).relu_()
+        return F.linear(h, self.fc2.weight.flatten(1), self.fc2.bias).sigmoid_().view(b, c, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the SE gate.

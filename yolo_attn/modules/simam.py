@@ -52,14 +52,19 @@ class SimAM(nn.Module):
             x (torch.Tensor): Input of shape (B, C, H, W).
 
         Returns:
-            (torch.Tensor): Gate in (0.5, 1) of shape (B, C, H, W), dtype of ``x``.
+            (torch.Tensor): Gate in (0.5, 1) of shape (B, C, H, W), dtype of ``x``; a new tensor.
         """
         n = max(x.shape[2] * x.shape[3] - 1, 1)
         xf = x.to(torch.promote_types(x.dtype, torch.float32))  # fp16/bf16 -> fp32; fp64 stays
-        d = (xf - xf.mean(dim=(2, 3), keepdim=True)).square_()
-        v = d.sum(dim=(2, 3), keepdim=True) / n
-        e_inv = d.div_(4 * (v + self.e_lambda)).add_(0.5)
-        return e_inv.sigmoid_().to(x.dtype)
+        d = xf - xf.mean(dim=(2, 3), keepdim=True)  # float32 input: the one full-size temporary, it becomes the gate
+        if torch.is_grad_enabled():  # autograd: the plain formula (autograd keeps what the in-place ops overwrite)
+            d = d.square_()
+            v = d.sum(dim=(2, 3), keepdim=True) / n
+            return d.div_(4 * (v + self.e_lambda)).add_(0.5).sigmoid_().to(x.dtype)
+        # d^2 / (4 (v + lambda)) = (d * s)^2 with s = rsqrt(4 (v + lambda)); vector_norm sums d^2 without a copy
+        v = torch.linalg.vector_norm(d, dim=(2, 3), keepdim=True).square_().div_(n)
+        d.mul_(torch.rsqrt(v.add_(self.e_lambda).mul_(4)))
+        return torch.addcmul(d.new_tensor(0.5), d, d, out=d).sigmoid_().to(x.dtype)  # 0.5 + (d s)^2, in place
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the SimAM gate.
@@ -70,7 +75,8 @@ class SimAM(nn.Module):
         Returns:
             (torch.Tensor): ``x * sigmoid(E_inv)``, same shape and dtype as ``x``.
         """
-        return x * self.gate(x)
+        g = self.gate(x)
+        return x * g if torch.is_grad_enabled() else g.mul_(x)  # without autograd, the gate's memory is the output
 
     def extra_repr(self) -> str:
         """Return the lambda for ``print(model)``."""

@@ -1,0 +1,57 @@
+"""Fuse integration: ``model.fuse()`` also folds kit blocks that can be folded (NAM's BatchNorm into its gate).
+
+Ultralytics folds Conv+BN pairs in ``BaseModel.fuse()``, which every inference path calls: ``val`` and ``predict``
+through ``AutoBackend(fuse=True)``, ``export`` on its deep copy of the model, ``YOLO.fuse()``, the TensorBoard graph
+and ``benchmark``. Its loop only knows Ultralytics' own modules, so the wrapper installed here first calls ``fuse()``
+on every module whose class is a registered kit block and has one, then runs Ultralytics' fusing (whose closing model
+summary and FLOPs probe then see the fused blocks). Block ``fuse()`` methods are idempotent, and they run even when
+Ultralytics finds nothing left to fuse (a model fused, trained, fused again).
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+
+import torch.nn as nn
+
+from ..registry import BLOCKS, Registry
+
+__all__ = ["fuse_blocks", "install_fuse"]
+
+
+def fuse_blocks(model: nn.Module, registry: Registry = BLOCKS) -> int:
+    """Call ``fuse()`` on every registered kit block in ``model`` that has one.
+
+    Args:
+        model (nn.Module): Any model.
+        registry (Registry): The kit blocks.
+
+    Returns:
+        (int): How many blocks were fused.
+    """
+    kinds = tuple(cls for _, cls in registry.items() if callable(getattr(cls, "fuse", None)))
+    blocks = [m for m in model.modules() if kinds and isinstance(m, kinds)]
+    for m in blocks:
+        m.fuse()
+    return len(blocks)
+
+
+def install_fuse(tasks: types.ModuleType, registry: Registry = BLOCKS) -> None:
+    """Wrap ``tasks.BaseModel.fuse`` so that it also fuses kit blocks (installing twice wraps once).
+
+    Args:
+        tasks (types.ModuleType): ``ultralytics.nn.tasks``.
+        registry (Registry): The kit blocks (read at fuse time, so blocks registered later are included).
+    """
+    original = tasks.BaseModel.fuse
+    if getattr(original, "_yolo_attn", False):
+        original = original.__wrapped__
+
+    @functools.wraps(original)
+    def fuse(self, *args, **kwargs):
+        fuse_blocks(self, registry)  # first, so that the model summary Ultralytics prints describes the fused model
+        return original(self, *args, **kwargs)
+
+    fuse._yolo_attn = True
+    tasks.BaseModel.fuse = fuse
