@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+import ultralytics.nn.tasks
 from conftest import CONFIGS, run_python
 from ultralytics import YOLO
 
@@ -9,6 +11,8 @@ from ultralytics import YOLO
 def test_safe_load_every_config(tmp_path, tiny_data, env_subprocess):
     """With ULTRALYTICS_SAFE_LOAD=1 each config's checkpoint loads (after `import yolo_attn`) and predicts; the stock
     allow-list alone refuses them, which is what the kit's allow-list entries fix."""
+    if not hasattr(ultralytics.nn.tasks, "_SafeLoad"):
+        pytest.skip("this Ultralytics release has no restricted (ULTRALYTICS_SAFE_LOAD) loading")
     ckpts = [str(tmp_path / f"{cfg}.pt") for cfg in CONFIGS]
     for cfg, ckpt in zip(CONFIGS, ckpts):
         YOLO(f"yolov8n-{cfg}.yaml").save(ckpt)

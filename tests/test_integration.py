@@ -103,7 +103,8 @@ def test_info_and_fuse(cfg):
         model.fuse(verbose=False)
         after = model(x)[0]
     assert n_params == sum(p.numel() for p in DetectionModel(f"yolov8n-{cfg}.yaml", verbose=False).parameters())
-    assert flops > 8.0  # GFLOPs at 640 for YOLOv8n is ~8.9; 0 would mean the probe failed
+    stock_flops = DetectionModel("yolov8n.yaml", verbose=False).info(verbose=True)[3]  # counted differently per release
+    assert flops >= stock_flops > 5.0  # 0 would mean the probe failed
     assert len(attention_layers(model)) == 4 and torch.allclose(before, after, atol=1e-4, rtol=1e-4)
 
 
@@ -219,8 +220,8 @@ def test_registering_a_user_block():
 
 def test_version_guard():
     """Versions outside the range, or a parser of another shape, fail loudly naming installed and supported versions."""
-    with pytest.raises(UnsupportedUltralyticsError, match=r"ultralytics 8\.3\.0 is installed.*>=8\.4\.0,<8\.5\.0"):
-        check_ultralytics(tasks, "8.3.0")
+    with pytest.raises(UnsupportedUltralyticsError, match=r"ultralytics 8\.2\.103 is installed.*>=8\.3\.0,<8\.5\.0"):
+        check_ultralytics(tasks, "8.2.103")
     with pytest.raises(UnsupportedUltralyticsError, match=r"ultralytics 9\.0\.1 is installed"):
         check_ultralytics(tasks, "9.0.1")
 

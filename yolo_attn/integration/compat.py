@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import types
 
 __all__ = ["SUPPORTED", "UnsupportedUltralyticsError", "check_ultralytics", "parse_version"]
 
-SUPPORTED = ((8, 4, 0), (8, 5, 0))  # [min, max): keep in step with pyproject's ultralytics pin
+# [min, max): keep in step with pyproject's ultralytics pin (tests/test_compat.py checks). Both ends are tested with
+# scripts/version_matrix.py; 8.2.x and older were not, so they are refused.
+SUPPORTED = ((8, 3, 0), (8, 5, 0))
 _SPEC = f">={'.'.join(map(str, SUPPORTED[0]))},<{'.'.join(map(str, SUPPORTED[1]))}"
 _PARSER_LOCALS = ("d", "ch", "i", "f", "n", "m", "args")  # parse_model locals the injector reads or relies on
 
@@ -30,18 +33,21 @@ def parse_version(version: str) -> tuple[int, int, int]:
     return tuple(nums + [0] * (3 - len(nums)))  # type: ignore[return-value]
 
 
-def check_ultralytics(tasks: types.ModuleType, version: str) -> None:
+def check_ultralytics(tasks: types.ModuleType, version: str, dist: types.ModuleType | None = None) -> None:
     """Raise if the installed Ultralytics cannot host the injector.
 
-    ``YOLO_ATTN_ALLOW_ANY_ULTRALYTICS=1`` skips the version range (not the parser-shape check), for users who want
-    to try a newer release at their own risk.
+    ``YOLO_ATTN_ALLOW_ANY_ULTRALYTICS=1`` skips the version range (not the shape checks), for users who want
+    to try another release at their own risk.
 
     Args:
         tasks (types.ModuleType): ``ultralytics.nn.tasks``.
         version (str): ``ultralytics.__version__``.
+        dist (types.ModuleType | None): ``ultralytics.utils.dist``; if given, it must still write DDP files with
+            ``generate_ddp_file(trainer)`` (the hook that makes DDP workers register the blocks).
 
     Raises:
-        UnsupportedUltralyticsError: Version out of range, or ``parse_model`` no longer has the expected shape.
+        UnsupportedUltralyticsError: Version out of range, ``parse_model`` no longer has the expected shape, or DDP
+            files are no longer written by ``generate_ddp_file``.
     """
     installed = parse_version(version)
     fix = f"install a supported release with: pip install 'ultralytics{_SPEC}'"
@@ -58,4 +64,10 @@ def check_ultralytics(tasks: types.ModuleType, version: str) -> None:
             f"ultralytics {version}: ultralytics.nn.tasks.parse_model no longer has the shape yolo-attn relies on "
             f"(module lookup through globals(), locals {missing or list(_PARSER_LOCALS)}). Supported: "
             f"ultralytics{_SPEC}; {fix}."
+        )
+    ddp = getattr(dist, "generate_ddp_file", None) if dist is not None else None
+    if dist is not None and (ddp is None or "trainer" not in inspect.signature(ddp).parameters):
+        raise UnsupportedUltralyticsError(
+            f"ultralytics {version}: ultralytics.utils.dist.generate_ddp_file(trainer) is gone or changed, so DDP "
+            f"workers could not be made to register the blocks. Supported: ultralytics{_SPEC}; {fix}."
         )

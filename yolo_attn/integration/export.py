@@ -65,6 +65,7 @@ from torch.onnx import symbolic_helper
 __all__ = [
     "DEFORM_CONV_OPSET",
     "DeformConvExportError",
+    "default_onnx_opset",
     "deform_conv2d_symbolic",
     "has_deform_conv",
     "install_export",
@@ -209,6 +210,27 @@ def has_deform_conv(model: nn.Module) -> bool:
     return any(isinstance(m, (DAS, DeformConv2d)) for m in model.modules())
 
 
+def default_onnx_opset(onnx: Any) -> int:
+    """Return the opset Ultralytics' ``export_onnx`` uses when none is asked for (its helper moved between releases).
+
+    Args:
+        onnx (module): The imported ``onnx`` package.
+
+    Returns:
+        (int): The default opset of the installed Ultralytics.
+    """
+    try:
+        from ultralytics.utils.export.engine import best_onnx_opset  # 8.4.x
+    except ImportError:
+        try:
+            from ultralytics.engine.exporter import best_onnx_opset  # late 8.3.x
+        except ImportError:  # early 8.3.x: export_onnx uses get_latest_opset()
+            from ultralytics.utils.torch_utils import get_latest_opset
+
+            return get_latest_opset()
+    return best_onnx_opset(onnx)
+
+
 def raise_opset_for_deform_conv(exporter: Any) -> int | None:
     """Raise ``exporter.args.opset`` to 19 when the model has deformable convolutions and the opset is lower.
 
@@ -230,12 +252,11 @@ def raise_opset_for_deform_conv(exporter: Any) -> int | None:
         return None
     import onnx
     from ultralytics.utils import LOGGER
-    from ultralytics.utils.export.engine import best_onnx_opset
 
     _check_toolchain(onnx.defs.onnx_opset_version())
     register_deform_conv_symbolic()
     requested = exporter.args.opset
-    opset = requested or best_onnx_opset(onnx)
+    opset = requested or default_onnx_opset(onnx)
     if opset >= DEFORM_CONV_OPSET:
         return None
     msg = (
