@@ -15,7 +15,11 @@ def test_list(capsys):
     out = capsys.readouterr().out
     for name, cls in BLOCKS.items():
         assert f"{cls.__module__}.{cls.__qualname__}" in out and f"  {name} " in out
-    assert len(list_configs()) == 4 and all(p.name in out for p in list_configs())
+    names = {p.name for p in list_configs()}
+    blocks = [b.lower() for b in BLOCKS]
+    bases = ["yolov8", "yolov8-seg", "yolov8-pose", "yolov8-obb", "yolov8-cls", "yolo11"]
+    assert names == {f"{base}-{b}.yaml" for base in bases for b in blocks}  # exactly the shipped set
+    assert all(name in out for name in names)
     assert "data=digits.yaml" in out
 
 
