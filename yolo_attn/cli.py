@@ -4,6 +4,9 @@
     yolo-attn list                                                                # blocks and ready-made configs
     yolo-attn data [root=DIR] [n_train=256] [n_val=64] [imgsz=160] [seed=0]      # write the built-in dataset
     yolo-attn saliency model=best.pt [threshold=0.01]                             # NAM channel saliency report
+    yolo-attn bench [models=a.yaml,b.yaml] [seeds=0,1] [budget=30] [epochs=N] [out=bench]  # ablation table, plot
+    yolo-attn visualize model=best.pt source=img.jpg out=DIR [imgsz=640] [alpha=0.5] [tile=256]  # attention maps
+    yolo-attn make-config base=yolov8-seg.yaml block=NAM at=backbone|neck|all|2,4 [args=[...]] out=FILE  # config
 
 Kit options accepted with train (removed before Ultralytics' argument check):
     nam_penalty=1e-4         NAM's L1 sparsity penalty p (overrides the model YAML's nam_penalty; 0 turns it off)
@@ -94,7 +97,115 @@ def cmd_saliency(args: list[str]) -> None:
     print(format_saliency(nam_saliency(kw["model"], threshold), threshold))
 
 
-COMMANDS: dict[str, Callable[[list[str]], None]] = {"list": cmd_list, "data": cmd_data, "saliency": cmd_saliency}
+def cmd_visualize(args: list[str]) -> None:
+    """Write each attention layer's gate map over an image (one PNG per layer and a contact sheet); print the paths."""
+    from .visualize import visualize
+
+    kw = _kv(args)
+    missing = [k for k in ("model", "source", "out") if k not in kw]
+    if missing:
+        need = ", ".join(f"{k}=..." for k in missing)
+        raise SystemExit(f"yolo-attn visualize: {need} required (model=best.pt source=image.jpg out=DIR)")
+    unknown = set(kw) - {"model", "source", "out", "imgsz", "alpha", "tile"}
+    if unknown:
+        bad = ", ".join(sorted(unknown))
+        raise SystemExit(
+            f"yolo-attn visualize: unknown option(s) {bad}; expected model, source, out, imgsz, alpha, tile"
+        )
+    try:
+        imgsz, alpha, tile = int(kw.get("imgsz", 640)), float(kw.get("alpha", 0.5)), int(kw.get("tile", 256))
+    except ValueError as e:
+        raise SystemExit(f"yolo-attn visualize: imgsz and tile must be integers, alpha a number ({e})") from None
+    try:
+        paths = visualize(kw["model"], kw["source"], kw["out"], imgsz=imgsz, alpha=alpha, tile=tile)
+    except (FileNotFoundError, TypeError, ValueError) as e:
+        raise SystemExit(f"yolo-attn visualize: {e}") from None
+    print("\n".join(str(p) for p in paths))
+
+
+def _bench_options(kw: dict[str, str]) -> dict:
+    """Convert ``yolo-attn bench`` key=value strings to ``run_bench`` arguments, naming any bad value."""
+
+    def ints(v: str) -> list[int]:
+        return [int(x) for x in v.split(",")]
+
+    def flag(v: str) -> bool:
+        if v.lower() not in {"true", "false"}:
+            raise ValueError(v)
+        return v.lower() == "true"
+
+    parse = {  # key: (converter, what it must be)
+        "models": (lambda v: [m for m in v.split(",") if m], "a comma-separated list of model YAMLs"),
+        "seeds": (ints, "a comma-separated list of integers, e.g. 0,1"),
+        "budget": (float, "a number of minutes"),
+        "epochs": (int, "an integer"),
+        "imgsz": (int, "an integer"),
+        "batch": (int, "an integer"),
+        "latency_imgsz": (int, "an integer"),
+        "latency_repeats": (int, "an integer"),
+        "verbose": (flag, "true or false"),
+        "data": (str, "a data YAML"),
+        "device": (str, "a device"),
+        "out": (str, "a directory"),
+    }
+    unknown = sorted(set(kw) - set(parse))
+    if unknown:
+        raise SystemExit(f"yolo-attn bench: unknown option(s) {', '.join(unknown)}; expected {', '.join(parse)}")
+    opts = {}
+    for key, value in kw.items():
+        convert, what = parse[key]
+        try:
+            opts[key] = convert(value.strip())
+        except ValueError:
+            raise SystemExit(f"yolo-attn bench: {key} must be {what}, got {value!r}") from None
+    return opts
+
+
+def cmd_bench(args: list[str]) -> None:
+    """Train the stock model and each variant with the same seeds; write bench.md, bench.json and bench.png."""
+    import shlex
+
+    from .bench import BenchSettingsError, run_bench
+
+    opts = _bench_options(_kv(args))
+    try:
+        run_bench(**opts, command=shlex.join(["yolo-attn", "bench", *args]))
+    except BenchSettingsError as e:
+        raise SystemExit(f"yolo-attn {e}") from None
+
+
+def cmd_make_config(args: list[str]) -> None:
+    """Write a model YAML: a base model plus an attention block at the named places; print what was inserted."""
+    from .configgen import make_config, parse_args, placement_rows
+
+    kw = _kv(args)
+    missing = [k for k in ("base", "block", "out") if k not in kw]
+    unknown = sorted(set(kw) - {"base", "block", "at", "args", "out"})
+    if missing or unknown:
+        problem = f"missing {', '.join(missing)}" if missing else f"unknown option(s) {', '.join(unknown)}"
+        raise SystemExit(
+            f"yolo-attn make-config: {problem}; usage: base=yolov8-seg.yaml block=NAM at=backbone|neck|all|2,4 "
+            "[args=[...]] out=FILE.yaml"
+        )
+    at = kw.get("at", "backbone")
+    try:
+        block_args = parse_args(kw["args"]) if "args" in kw else None
+        make_config(kw["base"], kw["block"], at=at, args=block_args, out=kw["out"])
+        rows = placement_rows(kw["base"], at)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        raise SystemExit(f"yolo-attn make-config: {e.args[0] if isinstance(e, KeyError) else e}") from None
+    name = next(n for n in BLOCKS.names() if n.lower() == kw["block"].lower())
+    print(f"{kw['out']}: {kw['base']} plus {name} after its rows {', '.join(map(str, rows))}")
+
+
+COMMANDS: dict[str, Callable[[list[str]], None]] = {
+    "list": cmd_list,
+    "data": cmd_data,
+    "saliency": cmd_saliency,
+    "bench": cmd_bench,
+    "visualize": cmd_visualize,
+    "make-config": cmd_make_config,
+}
 
 
 def _strip_kit_options(args: list[str]) -> list[str]:
