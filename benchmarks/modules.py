@@ -21,7 +21,6 @@ ready-made config, 640 px, batch 1, eval, fused, interleaved, median latency rat
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
@@ -39,6 +38,7 @@ from ultralytics.nn.tasks import DetectionModel  # noqa: E402
 import yolo_attn  # noqa: E402, F401 - registers the blocks and the fuse hook
 from yolo_attn.modules import DAS, NAM, SE, SimAM  # noqa: E402
 from yolo_attn.modules.das import deform_conv2d_sampled  # noqa: E402
+from _results import write_json  # benchmarks/ is on sys.path when a script runs
 
 __all__ = ["main"]
 
@@ -267,10 +267,7 @@ def main() -> dict:
         for r in res["models"]:
             print(f"| {r['model']} | {r['ms']:.1f} ({r['spread_pct']:.0f}%) | {r['ratio']:.3f} |")
 
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(res, f, indent=2)
-    print(f"\nwrote {args.out}")
+    write_json(res, args.out)
     return res
 
 

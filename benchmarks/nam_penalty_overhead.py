@@ -10,7 +10,6 @@ the penalty are interleaved in one run and the medians compared, so machine nois
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -25,6 +24,7 @@ from ultralytics.nn.tasks import DetectionModel  # noqa: E402
 
 import yolo_attn  # noqa: E402, F401 - registers the blocks
 from yolo_attn.training.penalty import add_penalty_grad, penalized_parameters  # noqa: E402
+from _results import write_json  # benchmarks/ is on sys.path when a script runs
 
 __all__ = ["main"]
 
@@ -99,10 +99,7 @@ def main() -> dict:
     print(f"{'penalty / step (goal < 1%)':<40}{res['penalty_over_step']:>13.4%}")
     lo, hi = res["step_ratio_spread"]
     print(f"{'step with / without (min..max)':<40}{res['step_ratio_with_over_without']:>14.4f}  ({lo:.3f}..{hi:.3f})")
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(res, f, indent=2)
-    print(f"wrote {args.out}")
+    write_json(res, args.out)
     return res
 
 

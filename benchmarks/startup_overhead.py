@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import platform
 import resource  # Unix: CPU time of child processes
@@ -33,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from _results import write_json  # benchmarks/ is on sys.path when a script runs
 
 __all__ = ["main"]
 
@@ -168,10 +168,7 @@ def main() -> dict:
     print(_row("site.addsitedir(hook files vs empty) ms", res["addsitedir_in_process"]))
     print(_row("python -c pass, this env, on vs =0, wall ms", res["this_env_wall_on_vs_off"]))
     print(f"{MODULE} import at start-up (-X importtime, median): {res['module_import_us_median']:.0f} us; goal: < 5 ms")
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(res, f, indent=2)
-    print(f"wrote {args.out}")
+    write_json(res, args.out)
     return res
 
 

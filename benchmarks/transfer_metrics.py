@@ -12,7 +12,6 @@ mean gate on the validation images (1.0 would leave the stock features unchanged
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import tempfile
@@ -27,6 +26,7 @@ from ultralytics.nn.tasks import DetectionModel, load_checkpoint  # noqa: E402
 
 import yolo_attn  # noqa: E402 - registers the blocks and the transfer
 from yolo_attn.integration.transfer import is_attention  # noqa: E402
+from _results import write_json  # benchmarks/ is on sys.path when a script runs
 
 __all__ = ["main"]
 
@@ -138,10 +138,8 @@ def main() -> dict:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, torch {torch.__version__}",
         "date": time.strftime("%Y-%m-%d"),
     }
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(res, f, indent=2)
-    print(f"wrote {args.out} (runs under {project})")
+    write_json(res, args.out)
+    print(f"runs under {project}")
     return res
 
 
