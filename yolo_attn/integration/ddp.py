@@ -12,18 +12,16 @@ attribute covers the trainer's launch path.
 
 from __future__ import annotations
 
-import functools
-import threading
 import types
 from collections.abc import Callable
 from pathlib import Path
 
 from ..registry import BLOCKS, Registry
+from ._patch import patch
 
 __all__ = ["MARKER", "ddp_header", "install_ddp"]
 
 MARKER = "# yolo-attn: register the attention blocks in this DDP worker"
-_lock = threading.Lock()
 
 
 def ddp_header(registry: Registry = BLOCKS) -> str:
@@ -63,13 +61,11 @@ def _prefix_file(path: str, header: str) -> None:
 def _hooked(original: Callable, registry: Registry) -> Callable:
     """Wrap ``generate_ddp_file`` so the file it writes registers the kit first."""
 
-    @functools.wraps(original)
     def generate_ddp_file(trainer, *args, **kwargs):
         path = original(trainer, *args, **kwargs)
         _prefix_file(path, ddp_header(registry))
         return path
 
-    generate_ddp_file._yolo_attn = True  # type: ignore[attr-defined]
     return generate_ddp_file
 
 
@@ -80,6 +76,4 @@ def install_ddp(dist: types.ModuleType, registry: Registry = BLOCKS) -> None:
         dist (types.ModuleType): ``ultralytics.utils.dist``.
         registry (Registry): The blocks to re-register in the worker (read when each file is written).
     """
-    with _lock:
-        if not getattr(dist.generate_ddp_file, "_yolo_attn", False):
-            dist.generate_ddp_file = _hooked(dist.generate_ddp_file, registry)
+    patch(dist, "generate_ddp_file", lambda original: _hooked(original, registry))

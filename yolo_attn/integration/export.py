@@ -53,7 +53,6 @@ Checked with Ultralytics 8.4.190, torch 2.15, torchvision 0.29, onnx 1.23.2 and 
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -61,6 +60,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 from torch.onnx import symbolic_helper
+
+from ._patch import patch
 
 __all__ = [
     "DEFORM_CONV_OPSET",
@@ -271,12 +272,10 @@ def raise_opset_for_deform_conv(exporter: Any) -> int | None:
 def _hooked(original: Callable) -> Callable:
     """Wrap ``Exporter.export_onnx`` so the opset is raised for deformable convolutions first."""
 
-    @functools.wraps(original)
     def export_onnx(self, *args, **kwargs):
         raise_opset_for_deform_conv(self)
         return original(self, *args, **kwargs)
 
-    export_onnx._yolo_attn = True  # type: ignore[attr-defined]
     return export_onnx
 
 
@@ -289,6 +288,4 @@ def install_export(exporter_cls: type | None = None) -> None:
     if exporter_cls is None:
         from ultralytics.engine.exporter import Exporter as exporter_cls
     register_deform_conv_symbolic()
-    with _lock:
-        if not getattr(exporter_cls.export_onnx, "_yolo_attn", False):
-            exporter_cls.export_onnx = _hooked(exporter_cls.export_onnx)
+    patch(exporter_cls, "export_onnx", _hooked)

@@ -7,11 +7,12 @@ Ultralytics' own lookup), and otherwise defers to the original function unchange
 
 from __future__ import annotations
 
-import functools
 import os
 import types
 from collections.abc import Callable
 from pathlib import Path
+
+from ._patch import patch
 
 __all__ = ["DATA_NAME", "cfg_dir", "find_config", "install_file_lookup", "list_configs"]
 
@@ -67,11 +68,9 @@ def _resolve(name: object) -> str | None:
 def _hooked(original: Callable) -> Callable:
     """Wrap an Ultralytics ``check_file`` so the kit's names resolve first."""
 
-    @functools.wraps(original)
     def check_file(file, *args, **kwargs):
         return _resolve(file) or original(file, *args, **kwargs)
 
-    check_file._yolo_attn = True  # type: ignore[attr-defined]
     return check_file
 
 
@@ -83,5 +82,4 @@ def install_file_lookup(*modules: types.ModuleType) -> None:
             one ``check_yaml`` calls; ``ultralytics.data.utils`` resolves dataset YAMLs).
     """
     for module in modules:
-        if not getattr(module.check_file, "_yolo_attn", False):
-            module.check_file = _hooked(module.check_file)
+        patch(module, "check_file", _hooked)

@@ -10,12 +10,13 @@ Ultralytics finds nothing left to fuse (a model fused, trained, fused again).
 
 from __future__ import annotations
 
-import functools
 import types
+from collections.abc import Callable
 
 import torch.nn as nn
 
 from ..registry import BLOCKS, Registry
+from ._patch import patch
 
 __all__ = ["fuse_blocks", "install_fuse"]
 
@@ -44,14 +45,12 @@ def install_fuse(tasks: types.ModuleType, registry: Registry = BLOCKS) -> None:
         tasks (types.ModuleType): ``ultralytics.nn.tasks``.
         registry (Registry): The kit blocks (read at fuse time, so blocks registered later are included).
     """
-    original = tasks.BaseModel.fuse
-    if getattr(original, "_yolo_attn", False):
-        original = original.__wrapped__
 
-    @functools.wraps(original)
-    def fuse(self, *args, **kwargs):
-        fuse_blocks(self, registry)  # first, so that the model summary Ultralytics prints describes the fused model
-        return original(self, *args, **kwargs)
+    def hooked(original: Callable) -> Callable:
+        def fuse(self, *args, **kwargs):
+            fuse_blocks(self, registry)  # first, so that the summary Ultralytics prints describes the fused model
+            return original(self, *args, **kwargs)
 
-    fuse._yolo_attn = True
-    tasks.BaseModel.fuse = fuse
+        return fuse
+
+    patch(tasks.BaseModel, "fuse", hooked)

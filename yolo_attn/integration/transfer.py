@@ -12,7 +12,6 @@ changes, class names) still applies.
 
 from __future__ import annotations
 
-import functools
 import types
 from collections import OrderedDict
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from pathlib import Path
 import torch.nn as nn
 
 from ..registry import BLOCKS, Registry
+from ._patch import patch
 
 __all__ = [
     "TransferReport",
@@ -387,17 +387,14 @@ def install_transfer(tasks: types.ModuleType, registry: Registry = BLOCKS) -> No
         tasks (types.ModuleType): ``ultralytics.nn.tasks``.
         registry (Registry): The registered blocks.
     """
-    base = tasks.BaseModel
-    if getattr(base.load, "_yolo_attn", False):
-        return
-    original = base.load
 
-    @functools.wraps(original)
-    def load(self, weights, verbose=True):
-        source = _source_module(weights)
-        if not _needs_mapping(self, source, registry):
-            return original(self, weights, verbose)
-        _load_mapped(self, source, original, verbose, registry)
+    def hooked(original: Callable) -> Callable:
+        def load(self, weights, verbose=True):
+            source = _source_module(weights)
+            if not _needs_mapping(self, source, registry):
+                return original(self, weights, verbose)
+            _load_mapped(self, source, original, verbose, registry)
 
-    load._yolo_attn = True  # type: ignore[attr-defined]
-    base.load = load
+        return load
+
+    patch(tasks.BaseModel, "load", hooked)
