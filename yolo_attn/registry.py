@@ -107,6 +107,10 @@ class Registry:
         """Return ``(name, class)`` pairs in registration order."""
         return list(self._items.items())
 
+    def classes(self) -> tuple[type[nn.Module], ...]:
+        """Return the registered classes in registration order (ready for ``isinstance``)."""
+        return tuple(self._items.values())
+
     def __contains__(self, name: object) -> bool:
         """Return whether ``name`` is registered."""
         return name in self._items

@@ -88,7 +88,7 @@ def _kit_blocks(net: nn.Module) -> list[tuple[int | str, nn.Module]]:
     """Return ``(layer, module)`` for every registered kit block with a ``gate`` method, in module order."""
     from ultralytics.utils import LOGGER
 
-    kinds = tuple(cls for _, cls in BLOCKS.items())
+    kinds = BLOCKS.classes()
     found = []
     for name, m in net.named_modules():
         if not isinstance(m, kinds):

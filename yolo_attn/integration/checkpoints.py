@@ -27,7 +27,7 @@ def kit_module_classes(registry: Registry) -> dict[str, type[nn.Module]]:
     Returns:
         (dict[str, type[nn.Module]]): The classes by their pickled names.
     """
-    classes = {cls for _, cls in registry.items()}
+    classes = set(registry.classes())
     for _, mod in inspect.getmembers(modules, inspect.ismodule):  # helper modules such as NAM's PixelNorm
         classes |= {c for c in vars(mod).values() if isinstance(c, type) and issubclass(c, nn.Module) and c.__module__ == mod.__name__}
     return {f"{c.__module__}.{c.__qualname__}": c for c in classes}

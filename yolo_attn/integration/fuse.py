@@ -31,7 +31,7 @@ def fuse_blocks(model: nn.Module, registry: Registry = BLOCKS) -> int:
     Returns:
         (int): How many blocks were fused.
     """
-    kinds = tuple(cls for _, cls in registry.items() if callable(getattr(cls, "fuse", None)))
+    kinds = tuple(cls for cls in registry.classes() if callable(getattr(cls, "fuse", None)))
     blocks = [m for m in model.modules() if kinds and isinstance(m, kinds)]
     for m in blocks:
         m.fuse()

@@ -81,11 +81,6 @@ class TransferReport:
         return line
 
 
-def _block_classes(registry: Registry) -> tuple[type[nn.Module], ...]:
-    """Return the registered block classes."""
-    return tuple(cls for _, cls in registry.items())
-
-
 def is_attention(layer: nn.Module, registry: Registry = BLOCKS) -> bool:
     """Return whether a model row is a kit attention row (one block, or a repeated row of blocks).
 
@@ -96,7 +91,7 @@ def is_attention(layer: nn.Module, registry: Registry = BLOCKS) -> bool:
     Returns:
         (bool): True for an attention row.
     """
-    classes = _block_classes(registry)
+    classes = registry.classes()
     if isinstance(layer, nn.Sequential) and len(layer):
         return all(isinstance(m, classes) for m in layer)  # a row with repeats n > 1
     return isinstance(layer, classes)
