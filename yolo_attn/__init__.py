@@ -1,4 +1,4 @@
-"""yolo-attn: NAM, SimAM, SE and DAS attention blocks as first-class citizens of Ultralytics YOLO model YAMLs.
+"""yolo-attn: attention blocks as first-class citizens of Ultralytics YOLO model YAMLs.
 
 Importing the package has one side effect: it registers the blocks with Ultralytics' model-YAML parser (and lets
 the ready-made configs and the built-in dataset be named by file name alone). Set ``YOLO_ATTN_AUTOREGISTER=0`` to
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 
+from . import modules  # first: importing the block files registers them
 from .integration import (
     TransferReport,
     UnknownModuleError,
@@ -26,18 +27,18 @@ from .integration import (
 )
 from .bench import run_bench  # cheap: Ultralytics and matplotlib are imported when it runs
 from .configgen import make_config
-from .modules import DAS, NAM, SE, SimAM
+from .modules import Arg, AttentionGate
 from .registry import BLOCKS, Registry
 from .training import format_saliency, nam_saliency, set_nam_penalty
 
 __version__ = "0.1.0"
+globals().update(BLOCKS.items())  # yolo_attn.NAM etc.: every kit block under its registered name
 __all__ = [
+    *BLOCKS.names(),
+    "Arg",
+    "AttentionGate",
     "BLOCKS",
-    "DAS",
-    "NAM",
-    "SE",
     "Registry",
-    "SimAM",
     "TransferReport",
     "UnknownModuleError",
     "UnsupportedUltralyticsError",

@@ -34,7 +34,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ._checks import check_channels, check_number
+
+from ..registry import BLOCKS
+from .base import Arg, AttentionGate, slice_conv2d, slice_norm, slice_param
 
 __all__ = ["DAS", "deform_conv2d_sampled"]
 
@@ -80,7 +82,8 @@ def _exporting() -> bool:
     return torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
 
 
-class DAS(nn.Module):
+@BLOCKS.register
+class DAS(AttentionGate):
     """Deformable attention gate: depthwise-separable bottleneck, deformable conv, channel LayerNorm, sigmoid.
 
     Attributes:
@@ -94,6 +97,20 @@ class DAS(nn.Module):
         ln (nn.LayerNorm): LayerNorm over the channels at each position.
     """
 
+    rank = 40
+    args = (
+        Arg("alpha", 0.2, low=0.0, high=1.0, low_open=True, doc="bottleneck ratio: hidden width round(alpha * C)"),
+        Arg("k", 3, kind="int", low=1, high=15, odd=True, doc="deformable kernel size"),
+    )
+    aliases = ("DASAttention",)
+    paper = "Salajegheh et al. 2023, [arXiv 2311.12091](https://arxiv.org/abs/2311.12091)"
+    formula = "y = x * sigmoid(LN_C(DeformConv(GELU(IN(PW(DW(x)))))))"
+    params = "9C + C*h + 2h + 162h + 18 + 9hC + C + 2C, h = round(alpha*C)"
+    config_args = (0.2,)
+    export_opset = 19  # ONNX DeformConv
+    fresh_gate = True
+    prune_exact = False  # the gate's LayerNorm normalises over all channels
+
     def __init__(self, c1: int, alpha: float = 0.2, k: int = 3):
         """Initialise DAS.
 
@@ -102,12 +119,9 @@ class DAS(nn.Module):
             alpha (float): Bottleneck ratio, in (0, 1]; hidden width is ``max(1, round(alpha * c1))``.
             k (int): Kernel size of the deformable convolution (odd, >= 1); the paper uses 3.
         """
-        super().__init__()
-        c1 = check_channels("DAS", c1)
-        self.alpha = check_number("DAS", "alpha", alpha, 0.0, 1.0, low_open=True)
-        k = check_number("DAS", "k", k, 1, 15, integer=True)
-        if k % 2 == 0:
-            raise ValueError(f"DAS: argument 'k' must be an odd integer in [1, 15], got {k}")
+        super().__init__(c1)
+        self.alpha, k = self.checked(alpha=alpha, k=k)
+        c1 = self.c1
         self.k, self.hidden = k, max(1, round(self.alpha * c1))
         self.dw = nn.Conv2d(c1, c1, 3, padding=1, groups=c1, bias=False)
         self.pw = nn.Conv2d(c1, self.hidden, 1, bias=False)
@@ -164,19 +178,21 @@ class DAS(nn.Module):
         var = torch.linalg.vector_norm(d, dim=1, keepdim=True).square_().div_(d.shape[1])  # no d^2 temporary
         return torch.addcmul(b, d.mul_(var.add_(self.ln.eps).rsqrt_()), w, out=d)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the DAS gate.
+    @torch.no_grad()
+    def prune_channels(self, keep: torch.Tensor) -> None:
+        """Keep channels ``keep``: depthwise conv, pointwise input, deformable output and bias, LayerNorm.
+
+        The hidden width stays. Not exact: the LayerNorm of the gate normalises over all channels.
 
         Args:
-            x (torch.Tensor): Input of shape (B, C, H, W).
-
-        Returns:
-            (torch.Tensor): ``x * gate``, same shape.
+            keep (torch.Tensor): Channels to keep.
         """
-        g = self.gate(x)
-        if torch.is_grad_enabled() or g.dtype != x.dtype:
-            return x * g
-        return g.mul_(x)  # without autograd, the gate's memory is the output
+        slice_conv2d(self.dw, out_keep=keep)
+        slice_conv2d(self.pw, in_keep=keep)
+        slice_param(self, "weight", keep, 0)
+        slice_param(self, "bias", keep, 0)
+        slice_norm(self.ln, keep)
+        self.c1 = len(keep)
 
     def extra_repr(self) -> str:
         """Return the bottleneck settings for ``print(model)``."""

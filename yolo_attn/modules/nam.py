@@ -37,7 +37,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ._checks import check_bool, check_channels
+from ..registry import BLOCKS
+from .base import Arg, AttentionGate, slice_norm
 
 __all__ = ["NAM", "PixelNorm"]
 
@@ -83,13 +84,23 @@ class PixelNorm(nn.Module):
         return z * self.weight[:, None, None] + self.bias[:, None, None]
 
 
-class NAM(nn.Module):
+@BLOCKS.register
+class NAM(AttentionGate):
     """Normalization-based attention: BN scale factors as channel weights, optional pixel-normalisation gate.
 
     Attributes:
         bn (nn.BatchNorm2d): Channel normalisation; its weight is gamma.
         spatial (PixelNorm | None): Pixel normalisation; its weight is lambda. None when disabled.
     """
+
+    rank = 10
+    args = (Arg("spatial", False, kind="bool", doc="add the pixel-normalisation gate"),)
+    aliases = ("NAMAttention",)
+    paper = "Liu et al. 2021, [arXiv 2111.12419](https://arxiv.org/abs/2111.12419)"
+    formula = "y = x * sigmoid(BN(x) * abs(g) / sum(abs(g))), g = the BN's own scale factors"
+    params = "2C (4C with spatial)"
+    config_params = {"nam_penalty": 1.0e-4}
+    fresh_gate = True
 
     def __init__(self, c1: int, spatial: bool = False):
         """Initialise NAM.
@@ -98,10 +109,11 @@ class NAM(nn.Module):
             c1 (int): Input channels.
             spatial (bool): Add the pixel-normalisation (spatial) sub-module after the channel one.
         """
-        super().__init__()
-        c1 = check_channels("NAM", c1)
-        self.bn = nn.BatchNorm2d(c1)
-        self.spatial = PixelNorm(c1) if check_bool("NAM", "spatial", spatial) else None
+        super().__init__(c1)
+        (spatial,) = self.checked(spatial=spatial)
+        self.bn = nn.BatchNorm2d(self.c1)
+        self.spatial = PixelNorm(self.c1) if spatial else None
+        self.prune_exact = not spatial  # the pixel normalisation mixes all channels
         self.register_buffer("fold_a", None, persistent=False)  # per-channel a, b of the folded gate (fuse())
         self.register_buffer("fold_b", None, persistent=False)
 
@@ -198,22 +210,28 @@ class NAM(nn.Module):
             g = g * torch.sigmoid((self.spatial(x * g) * w).sum(1, keepdim=True))
         return g
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the channel gate, then the spatial gate when enabled.
+    @torch.no_grad()
+    def prune_channels(self, keep: torch.Tensor) -> None:
+        """Keep channels ``keep``, with the same channel gate on them.
+
+        ``W_gamma = |gamma| / sum|gamma|`` would be renormalised over fewer channels; scaling the kept gamma and beta
+        by ``sum_kept / sum_all`` keeps ``W_gamma * BN(x)`` (and so the channel gate) of every kept channel
+        identical. The spatial gate normalises each pixel over all channels, so it is not exact after pruning
+        (``prune_exact`` is False with ``spatial=True``); its lambda and shift are rescaled the same way.
 
         Args:
-            x (torch.Tensor): Input of shape (B, C, H, W).
-
-        Returns:
-            (torch.Tensor): Gated input, same shape.
+            keep (torch.Tensor): Channels to keep.
         """
-        g = self._channel_gate(x)
-        # without autograd, reuse the gate's memory for the output (one full-size allocation in all)
-        x = g.mul_(x) if not torch.is_grad_enabled() else x * g
-        if self.spatial is not None:
-            w = _l1_weights(self.spatial.weight).to(x.dtype)[:, None, None]
-            x = x * torch.sigmoid((self.spatial(x) * w).sum(1, keepdim=True))
-        return x
+        self.unfuse()
+        for norm in (self.bn, self.spatial):
+            if norm is None:
+                continue
+            a = norm.weight.detach().abs()
+            r = (a[keep.to(a.device)].sum() / a.sum()).clamp_min(torch.finfo(a.dtype).tiny)
+            slice_norm(norm, keep)
+            norm.weight.mul_(r)
+            norm.bias.mul_(r)
+        self.c1 = len(keep)
 
     def extra_repr(self) -> str:
         """Return the spatial flag for ``print(model)``."""

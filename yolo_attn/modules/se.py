@@ -20,7 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import check_channels, check_number
+from ..registry import BLOCKS
+from .base import Arg, AttentionGate, slice_param
 
 __all__ = ["SE", "make_divisible"]
 
@@ -41,13 +42,25 @@ def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> 
     return new_v + divisor if new_v < 0.9 * v else new_v
 
 
-class SE(nn.Module):
+@BLOCKS.register
+class SE(AttentionGate):
     """Squeeze-and-Excitation channel attention.
 
     Attributes:
         fc1 (nn.Conv2d): Squeeze FC, C -> rd (1x1 convolution with bias; applied as a matmul).
         fc2 (nn.Conv2d): Excitation FC, rd -> C (1x1 convolution with bias; applied as a matmul).
     """
+
+    rank = 30
+    args = (
+        Arg("reduction", 16, low=0.0, high="c1", low_open=True, doc="reduction ratio r: hidden width C/r"),
+        Arg("divisor", 8, kind="int", low=1, high=1024, doc="the hidden width is a multiple of this, at least this"),
+    )
+    aliases = ("SEAttention", "SEBlock", "SELayer")
+    paper = "Hu et al., CVPR 2018, [arXiv 1709.01507](https://arxiv.org/abs/1709.01507)"
+    formula = "y = x * sigmoid(W2 relu(W1 avgpool(x)))"
+    params = "2*C*rd + rd + C"
+    config_args = (16,)
 
     def __init__(self, c1: int, reduction: float = 16, divisor: int = 8):
         """Initialise SE.
@@ -57,10 +70,9 @@ class SE(nn.Module):
             reduction (float): Reduction ratio r (> 0); the paper uses 16.
             divisor (int): The reduced width is a multiple of this and at least this (>= 1); 8 as in timm.
         """
-        super().__init__()
-        c1 = check_channels("SE", c1)
-        reduction = check_number("SE", "reduction", reduction, 0.0, low_open=True)
-        divisor = check_number("SE", "divisor", divisor, 1, integer=True)
+        super().__init__(c1)
+        self.reduction, self.divisor = self.checked(reduction=reduction, divisor=divisor)
+        c1, reduction, divisor = self.c1, self.reduction, self.divisor
         self.rd = make_divisible(c1 / reduction, divisor)
         self.fc1 = nn.Conv2d(c1, self.rd, 1, bias=True)
         self.fc2 = nn.Conv2d(self.rd, c1, 1, bias=True)
@@ -79,13 +91,13 @@ class SE(nn.Module):
         h = F.linear(x.mean((2, 3)), self.fc1.weight.flatten(1), self.fc1.bias).relu_()
         return F.linear(h, self.fc2.weight.flatten(1), self.fc2.bias).sigmoid_().view(b, c, 1, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the SE gate.
+    def prune_channels(self, keep: torch.Tensor) -> None:
+        """Keep channels ``keep``: the squeeze FC's inputs and the excitation FC's outputs (hidden width unchanged).
 
         Args:
-            x (torch.Tensor): Input of shape (B, C, H, W).
-
-        Returns:
-            (torch.Tensor): ``x`` scaled per channel, same shape.
+            keep (torch.Tensor): Channels to keep.
         """
-        return x * self.gate(x)
+        slice_param(self.fc1, "weight", keep, 1)
+        slice_param(self.fc2, "weight", keep, 0)
+        slice_param(self.fc2, "bias", keep, 0)
+        self.fc1.in_channels = self.fc2.out_channels = self.c1 = len(keep)

@@ -22,28 +22,37 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ._checks import check_channels, check_number
+from ..registry import BLOCKS
+from .base import Arg, AttentionGate
 
 __all__ = ["SimAM"]
 
 
-class SimAM(nn.Module):
+@BLOCKS.register
+class SimAM(AttentionGate):
     """Parameter-free 3-D attention from the closed-form minimal energy of each neuron.
 
     Attributes:
         e_lambda (float): Regulariser lambda in the energy function.
     """
 
+    rank = 20
+    args = (Arg("e_lambda", 1e-4, low=0.0, high=10.0, low_open=True, doc="energy regulariser lambda (paper: 1e-4)"),)
+    aliases = ("SimAMAttention", "SimAM_Attention")
+    paper = "Yang et al., ICML 2021"
+    formula = "y = x * sigmoid((x - mu)^2 / (4 (var + lambda)) + 0.5)"
+    params = "0"
+    fresh_gate = True
+
     def __init__(self, c1: int, e_lambda: float = 1e-4):
         """Initialise SimAM.
 
         Args:
             c1 (int): Input channels (unused by the math; kept for the YAML contract ``Block(c1, *args)``).
-            e_lambda (float): Energy regulariser lambda, > 0. 1e-4 is the module default of the paper's code.
+            e_lambda (float): Energy regulariser lambda, in (0, 10]. 1e-4 is the module default of the paper's code.
         """
-        super().__init__()
-        self.c = check_channels("SimAM", c1)
-        self.e_lambda = check_number("SimAM", "e_lambda", e_lambda, 0.0, low_open=True)
+        super().__init__(c1)
+        (self.e_lambda,) = self.checked(e_lambda=e_lambda)
 
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         """Compute the gate ``sigmoid(E_inv)``, so that ``forward(x) == x * gate(x)``.
@@ -66,17 +75,13 @@ class SimAM(nn.Module):
         d.mul_(torch.rsqrt(v.add_(self.e_lambda).mul_(4)))
         return torch.addcmul(d.new_tensor(0.5), d, d, out=d).sigmoid_().to(x.dtype)  # 0.5 + (d s)^2, in place
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the SimAM gate.
+    def prune_channels(self, keep: torch.Tensor) -> None:
+        """Keep channels ``keep``: nothing to slice (the gate is per channel and parameter-free).
 
         Args:
-            x (torch.Tensor): Input of shape (B, C, H, W).
-
-        Returns:
-            (torch.Tensor): ``x * sigmoid(E_inv)``, same shape and dtype as ``x``.
+            keep (torch.Tensor): Channels to keep.
         """
-        g = self.gate(x)
-        return x * g if torch.is_grad_enabled() else g.mul_(x)  # without autograd, the gate's memory is the output
+        self.c1 = len(keep)
 
     def extra_repr(self) -> str:
         """Return the lambda for ``print(model)``."""
