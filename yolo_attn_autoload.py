@@ -100,7 +100,7 @@ def _fire() -> None:
         import warnings
 
         warnings.warn(
-            f"yolo-attn was not loaded with Ultralytics, so model YAMLs using its blocks (NAM, SimAM, SE, DAS) "
+            "yolo-attn was not loaded with Ultralytics, so model YAMLs using the kit's blocks (yolo-attn list) "
             f"will not parse: {type(e).__name__}: {e}\nFix that, or set {ENV}=0 to stop loading "
             "yolo-attn with Ultralytics (then `import yolo_attn` where you want the blocks).",
             RuntimeWarning,

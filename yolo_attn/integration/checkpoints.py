@@ -7,12 +7,12 @@ so the kit's module classes join it, whenever it is built (and added at once if 
 
 from __future__ import annotations
 
-import inspect
+import sys
 import types
 
 import torch.nn as nn
 
-from .. import modules
+from ..modules.base import AttentionGate
 from ..registry import Registry
 
 __all__ = ["install_safe_load", "kit_module_classes"]
@@ -21,15 +21,22 @@ __all__ = ["install_safe_load", "kit_module_classes"]
 def kit_module_classes(registry: Registry) -> dict[str, type[nn.Module]]:
     """Return ``{"module.QualName": class}`` for every ``nn.Module`` class a kit checkpoint can contain.
 
+    That is the registered block classes, every ``nn.Module`` class defined in the files that define them (helpers
+    such as a block's own normalisation layer), and :class:`AttentionGate`. User blocks are covered the same way.
+
     Args:
         registry (Registry): Registered blocks (user blocks included).
 
     Returns:
         (dict[str, type[nn.Module]]): The classes by their pickled names.
     """
-    classes = set(registry.classes())
-    for _, mod in inspect.getmembers(modules, inspect.ismodule):  # helper modules such as NAM's PixelNorm
-        classes |= {c for c in vars(mod).values() if isinstance(c, type) and issubclass(c, nn.Module) and c.__module__ == mod.__name__}
+    classes = {AttentionGate, *registry.classes()}
+    for name in {c.__module__ for c in registry.classes()}:
+        mod = sys.modules.get(name)
+        if mod is not None:
+            classes |= {
+                c for c in vars(mod).values() if isinstance(c, type) and issubclass(c, nn.Module) and c.__module__ == name
+            }
     return {f"{c.__module__}.{c.__qualname__}": c for c in classes}
 
 

@@ -1,10 +1,11 @@
-"""Fuse integration: ``model.fuse()`` also folds kit blocks that can be folded (NAM's BatchNorm into its gate).
+"""Fuse integration: ``model.fuse()`` also folds kit blocks that can be folded (those whose ``can_fuse()`` is true).
 
 Ultralytics folds Conv+BN pairs in ``BaseModel.fuse()``, which every inference path calls: ``val`` and ``predict``
 through ``AutoBackend(fuse=True)``, ``export`` on its deep copy of the model, ``YOLO.fuse()``, the TensorBoard graph
 and ``benchmark``. Its loop only knows Ultralytics' own modules, so the wrapper installed here first calls ``fuse()``
-on every module whose class is a registered kit block and has one, then runs Ultralytics' fusing (whose closing model
-summary and FLOPs probe then see the fused blocks). Block ``fuse()`` methods are idempotent, and they run even when
+on every module whose class is a registered kit block that declares a fold (``AttentionGate.can_fuse()``; plain
+``nn.Module`` blocks registered by users count when they define ``fuse``), then runs Ultralytics' fusing (whose
+closing model summary and FLOPs probe then see the fused blocks). Block ``fuse()`` methods are idempotent, and they run even when
 Ultralytics finds nothing left to fuse (a model fused, trained, fused again).
 """
 
@@ -21,6 +22,12 @@ from ._patch import patch
 __all__ = ["fuse_blocks", "install_fuse"]
 
 
+def _can_fuse(cls: type[nn.Module]) -> bool:
+    """Return whether a block class has something to fold: its declared ``can_fuse()``, else a ``fuse`` method."""
+    can = getattr(cls, "can_fuse", None)
+    return bool(can()) if callable(can) else callable(getattr(cls, "fuse", None))
+
+
 def fuse_blocks(model: nn.Module, registry: Registry = BLOCKS) -> int:
     """Call ``fuse()`` on every registered kit block in ``model`` that has one.
 
@@ -31,7 +38,7 @@ def fuse_blocks(model: nn.Module, registry: Registry = BLOCKS) -> int:
     Returns:
         (int): How many blocks were fused.
     """
-    kinds = tuple(cls for cls in registry.classes() if callable(getattr(cls, "fuse", None)))
+    kinds = tuple(cls for cls in registry.classes() if _can_fuse(cls))
     blocks = [m for m in model.modules() if kinds and isinstance(m, kinds)]
     for m in blocks:
         m.fuse()
