@@ -63,7 +63,8 @@ def cmd_list(args: list[str]) -> None:
     print(f"yolo-attn {__version__}\n\nRegistered attention blocks (YAML row: [from, n, NAME, [args]]):")
     for name, cls in BLOCKS.items():
         doc = (sys.modules[cls.__module__].__doc__ or cls.__doc__ or "").strip().splitlines()[0]
-        print(f"  {name:<8} {cls.__module__ + '.' + cls.__qualname__:<32} {doc}")
+        also = f" (also: {', '.join(BLOCKS.aliases(name))})" if BLOCKS.aliases(name) else ""
+        print(f"  {name:<8} {cls.__module__ + '.' + cls.__qualname__:<32} {doc}{also}")
     print("\nReady-made configs (add a scale letter n/s/m/l/x: yolov8n-nam.yaml):")
     for path in list_configs():
         print(f"  {path.name:<22} {path}")

@@ -4,8 +4,8 @@ Every kit block computes ``forward(x) == x * gate(x)``. A forward hook on each b
 block's input while the model runs on one image (preprocessed as Ultralytics' predict does: letterbox, BGR->RGB,
 /255), and reduces it to one value per pixel:
 
-- spatial gates, (B, C, H, W) (NAM, SimAM, DAS): the mean over channels;
-- channel gates, (B, C, 1, 1) (SE): one number per channel is the same at every pixel, so its plain mean would be a
+- spatial gates, (B, C, H, W) or (B, 1, H, W): the mean over channels;
+- channel gates, (B, C, 1, 1): one number per channel is the same at every pixel, so its plain mean would be a
   flat map. The map shows instead the effective gate per pixel, ``sum_c g_c |x_c| / sum_c |x_c|``: the share of the
   activation magnitude at that pixel that the gate lets through, which is high where the channels it keeps dominate.
   It is still in (0, 1) and equals the plain mean gate where all channels are equally active.
@@ -41,7 +41,7 @@ class AttentionMap(NamedTuple):
 
     Attributes:
         layer (int | str): YOLO layer index (the model YAML row), or the module name for nested blocks.
-        block (str): Block class name, e.g. "NAM".
+        block (str): Block class name, as registered.
         gate (np.ndarray): float32 map of the source image's (H, W), in [0, 1] for sigmoid gates.
         stride (int): Input pixels per gate cell (letterboxed input size / feature map size).
         reduction (str): How the gate became one value per pixel: ``SPATIAL_MEAN`` or ``CHANNEL_WEIGHTED``.
@@ -101,9 +101,14 @@ def _kit_blocks(net: nn.Module) -> list[tuple[int | str, nn.Module]]:
         raise ValueError(
             f"model has no kit attention layers: no module of {type(net).__name__} is one of the registered blocks "
             f"({', '.join(BLOCKS.names())}) with a gate(x) method; build it from a kit config such as "
-            "yolov8n-nam.yaml or add a row like '- [-1, 1, NAM, []]' to its YAML"
+            f"{_example_config()} or add a row like '- [-1, 1, {BLOCKS.names()[0]}, []]' to its YAML"
         )
     return found
+
+
+def _example_config() -> str:
+    """Return the name of a ready-made config of the first registered block, e.g. for an error message."""
+    return f"yolov8n-{BLOCKS.names()[0].lower()}.yaml"
 
 
 def _read_image(source: str | Path | np.ndarray) -> np.ndarray:
@@ -319,7 +324,7 @@ def visualize(
 ) -> list[Path]:
     """Write one overlay PNG per attention layer and a ``contact_sheet.png``.
 
-    Per-layer files are ``layer<index>_<block>.png`` (e.g. ``layer04_NAM.png``), the size of the source image.
+    Per-layer files are ``layer<index>_<block>.png`` (e.g. ``layer04_<block>.png``), the size of the source image.
 
     Args:
         model (str | Path | ultralytics.YOLO | nn.Module): Checkpoint, model YAML, YOLO object or network.
