@@ -1,5 +1,6 @@
-"""NAM sparsity penalty: exact subgradient (with and without AMP scaling), once per optimizer step, visible effect,
-survives resume / fine-tuning / a DDP worker, logs to results.csv, plots, saliency report, input validation."""
+"""L1 sparsity penalty: exact subgradient after AMP unscaling and gradient clipping, once per optimizer step, any block
+with scale factors, setting stored/resolved in one place, visible effect, survives resume / fine-tuning / a DDP worker,
+logs to results.csv, plots, saliency report, input validation."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from ultralytics import YOLO
 from ultralytics.engine.trainer import BaseTrainer
 
 import yolo_attn
-from yolo_attn import NAM, nam_saliency, set_nam_penalty
+from yolo_attn import NAM, AttentionGate, nam_saliency, set_nam_penalty
 from yolo_attn.training.callbacks import on_train_start
+from yolo_attn.training.penalty import ENV_PENALTY, ENV_SCOPE, resolve_setting, store_setting
 
 TINY = dict(imgsz=64, workers=0, device="cpu", exist_ok=True, seed=0, deterministic=True, verbose=False)
 
@@ -43,7 +45,7 @@ def _net() -> nn.Module:
     return net
 
 
-def _step_grads(p: float, scaler: torch.amp.GradScaler) -> tuple[list[torch.Tensor], nn.Module]:
+def _step_grads(p: float, scaler: torch.amp.GradScaler, loss_gain: float = 1e-3) -> tuple[list[torch.Tensor], nn.Module]:
     """One backward + Ultralytics' own optimizer_step on a fake trainer; return the gradients the optimizer saw."""
     net = _net()
     net.yaml["nam_penalty"] = p
@@ -52,25 +54,84 @@ def _step_grads(p: float, scaler: torch.amp.GradScaler) -> tuple[list[torch.Tens
     trainer.optimizer_step = types.MethodType(BaseTrainer.optimizer_step, trainer)
     on_train_start(trainer)
     x = torch.randn(2, 3, 6, 6, generator=torch.Generator().manual_seed(1))
-    scaler.scale(net(x).pow(2).mean() * 1e-3).backward()
+    scaler.scale(net(x).pow(2).mean() * loss_gain).backward()
     trainer.optimizer_step()
     return trainer.optimizer.seen, net
 
 
 @pytest.mark.parametrize("scale", [None, 1024.0])
-def test_exact_subgradient(scale):
-    """After one step the gradient of each penalised scale factor changed by exactly p * sign(w), AMP or not."""
+@pytest.mark.parametrize("loss_gain", [1e-3, 1e4])
+def test_exact_subgradient(scale, loss_gain):
+    """Each step adds exactly p * sign(w), AMP or not, and also when clip_grad_norm_(max_norm=10) scales the loss
+    gradient down (loss_gain=1e4): the penalty is added after the clipping, so it is neither scaled nor clipped."""
     def make_scaler():
         return torch.amp.GradScaler("cpu", init_scale=scale or 1.0, enabled=scale is not None)
 
     p = 1e-3
-    base, _ = _step_grads(0.0, make_scaler())
-    pen, net = _step_grads(p, make_scaler())
+    base, _ = _step_grads(0.0, make_scaler(), loss_gain)
+    pen, net = _step_grads(p, make_scaler(), loss_gain)
+    norm = torch.linalg.vector_norm(torch.cat([g.flatten() for g in base]))
+    if loss_gain > 1:
+        assert norm == pytest.approx(10.0, rel=1e-4)  # clipping was active: the loss gradient was scaled to norm 10
+    else:
+        assert norm < 9.0  # no clipping
     penalised = {id(w) for m in net.modules() if isinstance(m, NAM) for w in m.scale_factors()}
     assert len(penalised) == 3  # two gammas (one per NAM) and the spatial NAM's lambda
     for w, g0, g1 in zip(net.parameters(), base, pen):
         expected = p * torch.sign(w.detach()) if id(w) in penalised else torch.zeros_like(w)
         torch.testing.assert_close(g1 - g0, expected, rtol=0, atol=1e-7)
+
+
+class _Scaled(AttentionGate):
+    """A user's block (not registered): per-channel scale factors, gate = sigmoid(s * x)."""
+
+    def __init__(self, c1: int):
+        super().__init__(c1)
+        self.s = nn.Parameter(torch.linspace(-1.0, 1.0, c1))
+
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.s[:, None, None] * x)
+
+    def scale_factors(self) -> list[nn.Parameter]:
+        return [self.s]
+
+
+def test_any_block_with_scale_factors_is_penalised_and_reported():
+    """The penalty and the saliency report read AttentionGate.scale_factors(), not a block name."""
+    net = nn.Sequential(nn.Conv2d(3, 6, 1), nn.BatchNorm2d(6), _Scaled(6), NAM(6))
+    got = yolo_attn.training.penalized_parameters(net, "nam")
+    assert [id(w) for w in got] == [id(net[2].s), id(net[3].bn.weight)]
+    assert {id(w) for w in yolo_attn.training.penalized_parameters(net, "all")} == {id(w) for w in got} | {id(net[1].weight)}
+    net[2].s.grad = torch.zeros(6)
+    opt = torch.optim.SGD([net[2].s], lr=1.0)
+    hook = yolo_attn.training.L1Subgradient([net[2].s], 0.1).attach(opt)
+    before = net[2].s.detach().clone()
+    opt.step()
+    after = net[2].s.detach().clone()
+    torch.testing.assert_close(after, before - 0.1 * before.sign())
+    hook.remove()
+    opt.zero_grad(set_to_none=False)
+    opt.step()  # detached: a zero gradient and no penalty leave the weights alone
+    assert hook.steps == 1 and torch.equal(net[2].s.detach(), after)
+    rows = nam_saliency(net, threshold=0.25)
+    assert [(r["block"], r["param"], r["channels"]) for r in rows] == [("_Scaled", "s", 6), ("NAM", "bn.weight", 6)]
+    assert rows[0]["below"] == int((after.abs() < 0.25).sum()) == 2
+
+
+def test_setting_stored_in_yaml_and_resolved_cli_over_yaml_over_default(monkeypatch):
+    """store_setting writes the YAML keys; resolve_setting: environment (yolo-attn CLI) > YAML > (0.0, 'nam')."""
+    monkeypatch.delenv(ENV_PENALTY, raising=False)
+    monkeypatch.delenv(ENV_SCOPE, raising=False)
+    net = _net()
+    assert resolve_setting(net.yaml) == (0.0, "nam")
+    assert store_setting(net, "2e-3", "all") == (2e-3, "all") and net.yaml == {"nam_penalty": 2e-3, "nam_penalty_scope": "all"}
+    assert resolve_setting(net.yaml) == (2e-3, "all")
+    monkeypatch.setenv(ENV_PENALTY, "5e-4")
+    assert resolve_setting(net.yaml) == (5e-4, "all")
+    monkeypatch.setenv(ENV_SCOPE, "nam")
+    assert resolve_setting(net.yaml) == (5e-4, "nam")
+    with pytest.raises(TypeError, match="yaml dict"):
+        store_setting(nn.Conv2d(1, 1, 1), 1e-4)
 
 
 def test_scope_all_covers_every_batchnorm():
@@ -87,7 +148,7 @@ def _train(model: YOLO, data: Path, project: Path, name: str, **kw) -> dict:
     seen = {"steps": 0, "batches": 0}
 
     def start(trainer):
-        seen["state"] = trainer.nam_penalty
+        seen["state"], seen["optimizer"] = trainer.nam_penalty, trainer.optimizer
         step = trainer.optimizer.step
 
         def counted(*a, **k):
@@ -115,6 +176,7 @@ def test_once_per_optimizer_step_with_accumulation(tiny_data, tmp_path):
     seen = _train(YOLO("yolov8n-nam.yaml"), tiny_data, tmp_path, "acc", epochs=1, batch=2, nbs=8, warmup_epochs=0, plots=False)
     assert seen["state"].p == 1e-4  # the ready-made NAM config's default
     assert seen["batches"] == 8 and seen["steps"] == 2 and seen["state"].steps == seen["steps"]
+    assert seen["state"].hook.optimizer is None and not seen["optimizer"]._optimizer_step_pre_hooks  # detached at end
 
 
 def test_penalty_shrinks_scale_factors_and_logs(tiny_data, tmp_path, capsys):
