@@ -105,7 +105,7 @@ def community_args(name: str, block: type[nn.Module], args: tuple, c1: int, scal
     """
     if not args or not _is_channel_count(args[0], c1, *scaling):
         return args
-    key = (name, args, c1)
+    key = (name, args, c1, scaling)
     if key not in _logged:
         _logged.add(key)
         from ultralytics.utils import LOGGER
