@@ -16,6 +16,7 @@ import yaml
 
 from yolo_attn.data import default_data_dir, digits_yaml, make_digits_dataset
 from yolo_attn.data import digits as D
+from yolo_attn.data.presets import PRESETS, get_preset, preset_yaml
 
 SMALL = {"n_train": 6, "n_val": 3, "imgsz": 64}
 LABEL_LINE = re.compile(r"^\d \d\.\d{6} \d\.\d{6} \d\.\d{6} \d\.\d{6}$")
@@ -72,28 +73,33 @@ def test_layout_yaml_and_meta(tmp_path):
         assert img.shape == (SMALL["imgsz"], SMALL["imgsz"], 3)
 
     meta = json.loads((root / "meta.json").read_text())
-    assert meta == {"format_version": D.FORMAT_VERSION, **SMALL, "seed": 1}
+    assert meta == {"format_version": D.FORMAT_VERSION, **D.DATASETS["digits"], **SMALL, "seed": 1}
     # The temporary generation directory was renamed away, nothing else was left next to the dataset
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
 
 def test_default_size_generation(tmp_path):
+    spec = D.DATASETS["digits"]
     y = make_digits_dataset(tmp_path / "d")
     root = y.parent
-    assert len(_files(root, "train", "images", "jpg")) == 256
-    assert len(_files(root, "val", "images", "jpg")) == 64
-    assert cv2.imread(str(root / "images" / "val" / "000063.jpg")).shape == (160, 160, 3)
+    assert len(_files(root, "train", "images", "jpg")) == spec["n_train"]
+    assert len(_files(root, "val", "images", "jpg")) == spec["n_val"]
+    last = f"{spec['n_val'] - 1:06d}.jpg"
+    assert cv2.imread(str(root / "images" / "val" / last)).shape == (spec["imgsz"],) * 2 + (3,)
     labels = [_read_labels(p) for p in sorted((root / "labels" / "train").glob("*.txt"))]
-    # Every class is represented and images hold a mix of digit counts
-    assert {c for rows in labels for c, *_ in rows} == set(range(10))
-    assert 1.5 < np.mean([len(rows) for rows in labels]) < 3.5
+    # Every class is represented and images hold a mix of digit counts (1..max_digits, a few dropped)
+    assert {c for rows in labels for c, *_ in rows} == set(range(spec["classes"]))
+    counts = [len(rows) for rows in labels]
+    assert set(counts) == set(range(1, spec["max_digits"] + 1))
+    assert 0.8 * (1 + spec["max_digits"]) / 2 < np.mean(counts) <= (1 + spec["max_digits"]) / 2 + 0.1
 
 
 def test_labels_valid(small_ds):
+    max_digits = json.loads((small_ds / "meta.json").read_text())["max_digits"]
     for split in ("train", "val"):
         for path in sorted((small_ds / "labels" / split).glob("*.txt")):
             lines = path.read_text().splitlines()
-            assert 1 <= len(lines) <= D.MAX_DIGITS, path
+            assert 1 <= len(lines) <= max_digits, path
             for line in lines:
                 assert LABEL_LINE.match(line), line
             for c, cx, cy, w, h in _read_labels(path):
@@ -132,12 +138,13 @@ def test_placed_digit_box_is_tight():
         assert 0 <= x and x + side <= 96 and 0 <= y and y + side <= 96
 
 
-def test_boxes_enclose_the_rendered_digits():
+@pytest.mark.parametrize("texture", D.TEXTURES)
+def test_boxes_enclose_the_rendered_digits(texture):
     # _render_image draws the background first from the same stream, so replaying the stream recovers it exactly
     pool = np.arange(100)
     for seed in range(15):
-        bg = D._background(np.random.default_rng(seed), 96)
-        img, labels, _ = D._render_image(np.random.default_rng(seed), pool, 96)
+        bg = D._background(np.random.default_rng(seed), 96, texture)
+        img, labels, _ = D._render_image(np.random.default_rng(seed), pool, 96, texture=texture)
         change = np.linalg.norm(img.astype(np.float32) - cv2.merge(list(bg)), axis=-1)
         inside = np.zeros(change.shape, bool)
         for _, (x0, y0, x1, y1) in labels:
@@ -197,8 +204,8 @@ def test_generation_uses_disjoint_digits_for_train_and_val(tmp_path, monkeypatch
     used = {}
     render = D._render_image
 
-    def spy(rng, pool, imgsz):
-        img, labels, src = render(rng, pool, imgsz)
+    def spy(rng, pool, *args, **kwargs):
+        img, labels, src = render(rng, pool, *args, **kwargs)
         assert set(src) <= set(pool.tolist())
         used.setdefault(id(pool), (pool, []))[1].extend(src)
         return img, labels, src
@@ -209,6 +216,42 @@ def test_generation_uses_disjoint_digits_for_train_and_val(tmp_path, monkeypatch
     assert len(np.intersect1d(train_pool, val_pool)) == 0
     assert not set(train_src) & set(val_src)
     assert len(train_pool) + len(val_pool) == 1797
+
+
+def test_fewer_classes_keep_the_disjoint_split(tmp_path):
+    root = make_digits_dataset(tmp_path / "d", n_train=30, n_val=10, imgsz=64, classes=3).parent
+    assert yaml.safe_load((root / "digits.yaml").read_text())["names"] == {0: "0", 1: "1", 2: "2"}
+    seen = {c for split in ("train", "val") for p in (root / "labels" / split).glob("*.txt") for c, *_ in _read_labels(p)}
+    assert seen == {0, 1, 2}
+    # The pools are the 10-class writer split filtered by class: still disjoint, nothing of another class
+    split_seq = np.random.SeedSequence(0).spawn(3)[0]
+    full_train, full_val = D._split_indices(1797, split_seq)
+    train, val = D._pools(split_seq, 3)
+    labels = D._load_digits()[1]
+    assert set(labels[train]) == set(labels[val]) == {0, 1, 2}
+    assert set(train) <= set(full_train) and set(val) <= set(full_val) and not set(train) & set(val)
+    assert len(train) + len(val) == int((labels < 3).sum())
+
+
+def test_digit_sizes_follow_scale(tmp_path):
+    imgsz, (lo, hi) = 128, (0.3, 0.4)
+    root = make_digits_dataset(tmp_path / "d", n_train=30, n_val=2, imgsz=imgsz, scale=(lo, hi)).parent
+    sides = [max(w, h) for p in (root / "labels" / "train").glob("*.txt") for _, _, _, w, h in _read_labels(p)]
+    # The tight box lies inside the digit's square (side in [lo, hi]) and digits fill most of their square's height
+    assert max(sides) <= hi + 1 / imgsz
+    assert min(sides) >= 0.6 * lo and np.median(sides) >= 0.8 * lo
+
+
+def test_plain_texture_is_smooth_rich_texture_is_not():
+    def detail(texture: str, seed: int) -> float:
+        bg = D._background(np.random.default_rng(seed), 128, texture)
+        # What a 2-px blur removes: grain (std <= 16 / sqrt(12) = 4.6) for plain, plus noise and stripes for rich
+        return float(np.std(bg - np.stack([cv2.GaussianBlur(c, (0, 0), 2.0) for c in bg])))
+
+    plain = [detail("plain", s) for s in range(10)]
+    rich = [detail("rich", s) for s in range(10)]
+    assert max(plain) < 4.7
+    assert np.median(rich) > np.median(plain)
 
 
 def test_loader_matches_sklearn():
@@ -354,6 +397,73 @@ def test_argument_validation(tmp_path, kwargs, name):
     assert not any(tmp_path.iterdir())  # rejected before anything was written
 
 
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"classes": 0}, r"'classes' must be an integer in 1\.\.10"),
+        ({"classes": 11}, r"'classes' must be an integer in 1\.\.10"),
+        ({"max_digits": 0}, r"'max_digits' must be an integer >= 1"),
+        ({"scale": (0.5, 0.2)}, r"'scale' must be two fractions \(lo, hi\) with 0 < lo <= hi <= 1"),
+        ({"scale": (0.0, 0.5)}, r"'scale' must be two fractions"),
+        ({"scale": (0.2, 1.5)}, r"'scale' must be two fractions"),
+        ({"scale": 0.3}, r"'scale' must be two fractions"),
+        ({"texture": "noisy"}, r"'texture' must be one of \('plain', 'rich'\)"),
+        ({"dataset": "digits-huge"}, r"unknown built-in dataset 'digits-huge'; choose one of"),
+    ],
+)
+def test_style_argument_validation(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make_digits_dataset(tmp_path / "d", **kwargs)
+    with pytest.raises(ValueError, match=message):
+        digits_yaml(tmp_path / "d", **kwargs)
+    assert not any(tmp_path.iterdir())
+
+
 def test_digits_yaml_rejects_unknown_arguments(tmp_path):
     with pytest.raises(TypeError, match="n_img"):
         digits_yaml(tmp_path, n_img=3)
+
+
+# --------------------------------------------------------------------------------------------------------- presets
+
+
+def test_builtin_datasets_defaults_and_names(tmp_path, monkeypatch):
+    monkeypatch.setenv("YOLO_ATTN_HOME", str(tmp_path))
+    # The default dataset is the CPU preset's; the hard one keeps the original, harder generator settings
+    assert get_preset("cpu").dataset == "digits" and get_preset("gpu").dataset == "digits-hard"
+    hard = D.DATASETS["digits-hard"]
+    assert (hard["classes"], hard["scale"], hard["max_digits"], hard["texture"]) == (10, [0.12, 0.45], 4, "rich")
+    # Overrides keep the other values of the chosen built-in set, and each set gets its own folder
+    y = digits_yaml(dataset="digits-hard", n_train=3, n_val=2, imgsz=64)
+    assert y == (tmp_path / "datasets" / "digits-hard" / "digits.yaml").resolve()
+    assert json.loads((y.parent / "meta.json").read_text()) == {
+        "format_version": D.FORMAT_VERSION, **hard, "n_train": 3, "n_val": 2, "imgsz": 64, "seed": 0}
+
+
+def test_preset_yaml_generates_the_preset_dataset(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr("yolo_attn.data.presets.digits_yaml", lambda root, **kw: calls.append((root, kw)) or root)
+    monkeypatch.setenv("YOLO_ATTN_HOME", str(tmp_path))
+    assert preset_yaml("gpu") == tmp_path / "datasets" / "digits-hard"
+    assert preset_yaml(PRESETS["cpu"], root=tmp_path / "x") == tmp_path / "x"
+    assert calls == [(tmp_path / "datasets" / "digits-hard", {"dataset": "digits-hard"}),
+                     (tmp_path / "x", {"dataset": "digits"})]
+    with pytest.raises(ValueError, match="unknown training preset 'tpu'; choose one of \\['cpu', 'gpu'\\]"):
+        get_preset("tpu")
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_preset_train_args_are_valid_ultralytics_settings(name, tmp_path, monkeypatch):
+    monkeypatch.setenv("YOLO_OFFLINE", "1")
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "cfg"))
+    from ultralytics.cfg import get_cfg
+
+    p = get_preset(name)
+    args = p.train_args()
+    cfg = get_cfg(overrides={**args, "data": f"{p.dataset}.yaml"})  # type- and name-checks every argument
+    assert {k: getattr(cfg, k) for k in args} == args
+    assert p.imgsz == p.data_args["imgsz"]  # trained at the size the images were generated at
+    # The printed command carries every setting, so the quick start reproduces the preset exactly
+    words = p.command("yolov8n-nam.yaml").split()
+    assert words[:4] == ["yolo-attn", "train", "model=yolov8n-nam.yaml", f"data={p.dataset}.yaml"]
+    assert dict(w.split("=", 1) for w in words[4:]) == {k: str(v) for k, v in args.items()}
