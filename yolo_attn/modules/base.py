@@ -17,6 +17,7 @@ What the rest of the kit reads from the class (never from the block's name):
 ``paper``           citation for docs; ``formula``: the gate in one line; ``params``: parameters added, as text
 ``config_args``     the arguments written into generated configs (``yolo-attn make-config`` default)
 ``config_params``   extra top-level keys for generated configs, e.g. ``{"nam_penalty": 1.0e-4}``
+``config_docs``     the comment written after each of those keys in generated configs (optional)
 ``export_opset``    the lowest ONNX opset that can express the block (0: any)
 ``scale_factors()`` BN-style scale factors the L1 sparsity penalty and the saliency report act on (default none)
 ``fuse()``          fold for inference, called by Ultralytics' ``model.fuse()`` (default: nothing to fold)
@@ -135,6 +136,7 @@ class AttentionGate(nn.Module):
     params: ClassVar[str] = ""
     config_args: ClassVar[tuple] = ()
     config_params: ClassVar[dict[str, Any]] = {}
+    config_docs: ClassVar[dict[str, str]] = {}
     export_opset: ClassVar[int] = 0
     fresh_gate: ClassVar[bool] = False  # gate() returns a new full-size tensor that forward may overwrite
     prune_exact: ClassVar[bool] = True

@@ -100,6 +100,7 @@ class NAM(AttentionGate):
     formula = "y = x * sigmoid(BN(x) * abs(g) / sum(abs(g))), g = the BN's own scale factors"
     params = "2C (4C with spatial)"
     config_params = {"nam_penalty": 1.0e-4}
+    config_docs = {"nam_penalty": "L1 sparsity penalty p on the NAM scale factors (paper default; 0 turns it off)"}
     fresh_gate = True
 
     def __init__(self, c1: int, spatial: bool = False):
