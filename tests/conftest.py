@@ -23,7 +23,13 @@ os.environ.update(
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIGS = ["nam", "simam", "se", "das"]
+
+from yolo_attn import BLOCKS  # noqa: E402 - after the environment: importing the kit imports Ultralytics
+
+KIT_BLOCKS = [(n, c) for n, c in BLOCKS.items() if c.__module__.startswith("yolo_attn.modules.")]
+"""The kit's registered blocks, ``(name, class)``, in registry order (blocks registered by tests excluded)."""
+CONFIGS = [n.lower() for n, _ in KIT_BLOCKS]
+"""Config stem of each kit block: ``yolov8n-<stem>.yaml`` and the other ready-made configs."""
 
 
 def pytest_sessionfinish(session, exitstatus):

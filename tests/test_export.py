@@ -1,9 +1,10 @@
-"""Export: ONNX (DAS through ONNX DeformConv, opset raised to 19) and TorchScript match PyTorch for every config.
+"""Export: ONNX (opset raised to each block's declared floor) and TorchScript match PyTorch for every config.
 
-Each ready-made config is built with random weights made non-trivial (random BatchNorm statistics and scales, so
-NAM's gamma-weighted gate is not uniform; non-zero DAS offsets, so the deformable convolutions sample between pixels;
-class and box biases that give a spread of scores and boxes a few strides wide), exported at 64 px into a temporary
-directory, and run on a real image of the tiny dataset with the same letterboxed input for every backend.
+Each ready-made config of every registered block is built with random weights made non-trivial (random BatchNorm
+statistics and scales, so gates weighted by BN scale factors are not uniform; small random values for the block
+parameters that start at zero, such as deformable offsets, so those paths are exercised; class and box biases that
+give a spread of scores and boxes a few strides wide), exported at 64 px into a temporary directory, and run on a
+real image of the tiny dataset with the same letterboxed input for every backend.
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ import pytest
 import torch
 import torch.nn as nn
 import yaml
-from conftest import CONFIGS
-from torchvision.ops import deform_conv2d
+from conftest import CONFIGS, KIT_BLOCKS
+from torchvision.ops import DeformConv2d, deform_conv2d
 from ultralytics import YOLO
 from ultralytics.data.augment import LetterBox
 from ultralytics.engine.exporter import Exporter
 from ultralytics.utils import LOGGER
 
-from yolo_attn import DAS, NAM
+from yolo_attn import BLOCKS, AttentionGate, Registry
 from yolo_attn.integration import export as kit_export
 
 pytestmark = [  # expected noise from tracing (shape checks become constants) and PyTorch's legacy ONNX exporter
@@ -57,7 +58,7 @@ def _installed():
 
 
 def randomize(model: nn.Module, seed: int = 0) -> None:
-    """Give a freshly built model non-trivial BatchNorms, DAS offsets and class biases (in place)."""
+    """Give a freshly built model non-trivial BatchNorms, zero-initialised block parameters and class biases."""
     g = torch.Generator().manual_seed(seed)
 
     def rand(shape, low, high):
@@ -65,17 +66,18 @@ def randomize(model: nn.Module, seed: int = 0) -> None:
 
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):  # every Conv's BN and NAM's own BN (whose |gamma| weights the gate)
+            if isinstance(m, nn.BatchNorm2d):  # every Conv's BN and the blocks' own (scale factors may weight gates)
                 n = m.num_features
                 sign = torch.where(torch.rand(n, generator=g) < 0.2, -1.0, 1.0)
                 m.weight.copy_(rand(n, 0.3, 1.5) * sign)
                 m.bias.copy_(rand(n, -0.2, 0.2))
                 m.running_mean.copy_(rand(n, -0.2, 0.2))
                 m.running_var.copy_(rand(n, 0.5, 2.0))
-            if isinstance(m, DAS):  # offsets of about +-1 px, fractional: bilinear sampling at non-integer points
-                fan_in = m.offset.weight[0].numel()
-                m.offset.weight.copy_(torch.randn(m.offset.weight.shape, generator=g) / fan_in**0.5)
-                m.offset.bias.copy_(rand(m.offset.bias.shape, -0.5, 0.5))
+            if isinstance(m, BLOCKS.classes()):  # parameters a block starts at zero (e.g. deformable offsets)
+                for p in m.parameters():
+                    if not p.any():
+                        fan_in = p[0].numel() if p.dim() > 1 else 1
+                        p.copy_(torch.randn(p.shape, generator=g) / fan_in**0.5 if p.dim() > 1 else rand(p.shape, -0.5, 0.5))
         head = model.model[-1]
         for seq in head.cv3:  # class logits: more weight on the features, spread class biases
             seq[-1].weight.mul_(3.0)
@@ -114,19 +116,9 @@ def exported(request, tiny_data, tmp_path_factory):
     image = first_val_image(tiny_data)
     x = letterboxed(image)
     model.model.eval()
-    offsets = []  # DAS offset maps, to check that the deformable convolutions really sample off the grid
-    hooks = [
-        m.offset.register_forward_hook(lambda mod, inp, o: offsets.append(o))
-        for m in model.model.modules()
-        if isinstance(m, DAS)
-    ]
     with torch.no_grad():
         ref = head_output(model.model(x))  # the unfused PyTorch model in eval mode
-        for h in hooks:
-            h.remove()
         ref_fused = head_output(deepcopy(model.model).fuse()(x))  # what the exporter traces (Conv+BN folded)
-    if cfg == "das":  # offsets of about a pixel, fractional: bilinear sampling between pixels
-        assert len(offsets) == 4 and all(0.2 < float(o.abs().mean()) < 5 for o in offsets)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(out)  # a YAML model exports to <yaml name>.<suffix> in the working directory
         onnx_file = Path(model.export(format="onnx", imgsz=IMGSZ)).resolve()
@@ -157,21 +149,14 @@ def test_onnx_matches_pytorch(exported):
 
 
 def test_onnx_graph_opset(exported):
-    """DAS exports as DeformConv at opset >= 19; the other configs keep Ultralytics' default opset, no DeformConv."""
+    """The graph is valid ONNX at the model's opset floor (its blocks' ``export_opset``) or Ultralytics' default."""
     m = onnx.load(str(exported.onnx))
     onnx.checker.check_model(m)
     opset = next(o.version for o in m.opset_import if o.domain in {"", "ai.onnx"})
-    n_deform = sum(n.op_type == "DeformConv" for n in m.graph.node)
-    if exported.cfg == "das":
-        assert opset >= kit_export.DEFORM_CONV_OPSET == 19
-        assert n_deform == 4  # one per DAS block (P2..P5)
-        node = next(n for n in m.graph.node if n.op_type == "DeformConv")
-        assert len(node.input) == 4  # X, W, offset, B: DAS uses no modulation mask
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        assert attrs["pads"] == [1, 1, 1, 1] and attrs["strides"] == [1, 1] and attrs["kernel_shape"] == [3, 3]
-    else:
-        assert opset == kit_export.default_onnx_opset(onnx)
-        assert n_deform == 0
+    floor = kit_export.required_opset(exported.model.model)
+    assert floor == next(c.export_opset for n, c in KIT_BLOCKS if n.lower() == exported.cfg)
+    assert opset == max(floor, kit_export.default_onnx_opset(onnx))
+    assert (sum(n.op_type == "DeformConv" for n in m.graph.node) > 0) == kit_export.has_deform_conv(exported.model.model)
 
 
 def test_onnx_predict_matches_pytorch(exported):
@@ -206,104 +191,70 @@ def test_torchscript_matches_pytorch(exported):
     assert fused_box < ATOL_BOX_PX and fused_score < ATOL_TS_FUSED  # boxes are ~100 px: float32 steps are ~1e-5
 
 
-@pytest.fixture(scope="module")
-def das_low_opset(tiny_data, tmp_path_factory):
-    """A randomised DAS model exported with ``opset=17, dynamic=True``, and the yolo-attn log records of that export."""
-    out = tmp_path_factory.mktemp("export-das-opset17")
-    torch.manual_seed(1)
-    model = YOLO("yolov8n-das.yaml")
-    randomize(model.model, seed=1)
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    level = LOGGER.level
-    LOGGER.addHandler(handler)
-    LOGGER.setLevel(logging.INFO)
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.chdir(out)
-            f = Path(model.export(format="onnx", imgsz=IMGSZ, opset=17, dynamic=True, simplify=False)).resolve()
-    finally:
-        LOGGER.removeHandler(handler)
-        LOGGER.setLevel(level)
-    messages = [r.getMessage() for r in records if "yolo-attn" in r.getMessage()]
-    return types.SimpleNamespace(model=model.model.eval(), onnx=f, records=records, messages=messages)
-
-
-def test_das_explicit_low_opset_is_raised(das_low_opset):
-    """``opset=17`` on a DAS model is raised to 19 with one warning (the export cannot succeed below 19)."""
-    m = onnx.load(str(das_low_opset.onnx))
-    assert next(o.version for o in m.opset_import if o.domain in {"", "ai.onnx"}) == 19
-    assert sum(n.op_type == "DeformConv" for n in m.graph.node) == 4
-    warnings = [r.getMessage() for r in das_low_opset.records if r.levelno == logging.WARNING]
-    warnings = [w for w in warnings if "yolo-attn" in w]
-    assert len(warnings) == 1 and "raising opset 17 -> 19" in warnings[0], das_low_opset.messages
-
-
-@pytest.mark.parametrize("shape", [(2, 3, 64, 64), (1, 3, 96, 128)])
-def test_das_dynamic_onnx_matches_pytorch(das_low_opset, tiny_data, shape):
-    """A ``dynamic=True`` DAS export runs DeformConv at other batch sizes and image sizes, matching PyTorch."""
-    x = letterboxed(first_val_image(tiny_data))
-    x = torch.nn.functional.interpolate(x, size=shape[2:], mode="bilinear").expand(shape[0], -1, -1, -1).contiguous()
-    x[-1] = x[-1].flip(-1)  # batch items differ when there are two
-    sess = ort.InferenceSession(str(das_low_opset.onnx), providers=["CPUExecutionProvider"])
-    (y,) = sess.run(None, {"images": x.numpy()})
-    with torch.no_grad():
-        ref = head_output(das_low_opset.model(x))
-    box, score = max_diffs(y, ref)
-    print(f"\ndas dynamic {tuple(shape)}: ONNX vs PyTorch max abs diff: boxes {box:.3g} px, scores {score:.3g}")
-    assert y.shape == tuple(ref.shape) and box < ATOL_BOX_PX and score < ATOL_SCORE
-
-
-def test_onnxslim_keeps_das_graph_correct(das_low_opset, tiny_data):
-    """Where onnxslim is installed (Ultralytics' ``simplify=True``), it handles DeformConv and keeps the numerics."""
-    onnxslim = pytest.importorskip("onnxslim")
-    slim = onnxslim.slim(onnx.load(str(das_low_opset.onnx)))
-    slim.ir_version = min(slim.ir_version, 10)  # as Ultralytics' exporter does after slimming, for onnxruntime
-    assert sum(n.op_type == "DeformConv" for n in slim.graph.node) == 4
-    x = letterboxed(first_val_image(tiny_data))
-    sess = ort.InferenceSession(slim.SerializeToString(), providers=["CPUExecutionProvider"])
-    (y,) = sess.run(None, {"images": x.numpy()})
-    with torch.no_grad():
-        box, score = max_diffs(y, head_output(das_low_opset.model(x)))
-    assert box < ATOL_BOX_PX and score < ATOL_SCORE
-
-
 def fake_exporter(model: nn.Module, opset: int | None) -> types.SimpleNamespace:
     """The two Exporter attributes the opset hook reads."""
     return types.SimpleNamespace(model=model, args=types.SimpleNamespace(opset=opset))
 
 
+class _Needs19(AttentionGate):
+    """A block that declares ONNX opset 19 (as one built on deformable convolution does)."""
+
+    export_opset = 19
+
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        return x.sigmoid()
+
+
+class _NeedsNothing(_Needs19):
+    """A block that exports at any opset."""
+
+    export_opset = 0
+
+
+LOCAL = Registry("test block", {"Needs19": _Needs19, "NeedsNothing": _NeedsNothing})
+
+
 @pytest.mark.parametrize(
     "block, opset, expected",
     [
-        (NAM, None, None),  # no deformable convolution: untouched (Ultralytics picks its default)
-        (NAM, 12, 12),
-        (DAS, None, "raised"),  # the default (18 with this torch) is below 19
-        (DAS, 17, 19),
-        (DAS, 19, 19),
-        (DAS, 20, 20),  # already high enough: left alone
+        (_NeedsNothing, None, None),  # no floor: untouched (Ultralytics picks its default)
+        (_NeedsNothing, 12, 12),
+        (_Needs19, None, "raised"),  # the default (18 with this torch) is below 19
+        (_Needs19, 17, 19),
+        (_Needs19, 19, 19),
+        (_Needs19, 20, 20),  # already high enough: left alone
+        (lambda c: DeformConv2d(c, c, 3, padding=1), 17, 19),  # torchvision's module counts as 19 without a block
     ],
 )
 def test_opset_hook_rules(block, opset, expected):
-    """The hook raises the opset only for models with deformable convolutions and only when it is below 19."""
+    """The hook raises the opset to the model's floor (its blocks' ``export_opset``), only when it is below it."""
     exp = fake_exporter(nn.Sequential(nn.Conv2d(8, 8, 3), block(8)), opset)
     if expected == "raised":
         expected = 19 if kit_export.default_onnx_opset(onnx) < 19 else None
-    kit_export.raise_opset_for_deform_conv(exp)
+    kit_export.raise_opset(exp, LOCAL)
     assert exp.args.opset == expected
 
 
+@pytest.mark.parametrize("name, cls", KIT_BLOCKS)
+def test_every_block_declares_its_floor(name, cls):
+    """Each kit block's model gets exactly its declared floor: the registry, not a list of names, decides."""
+    model = nn.Sequential(nn.Conv2d(8, 8, 3), cls(8))
+    assert kit_export.required_opset(model) == cls.export_opset
+    exp = fake_exporter(model, 11)
+    kit_export.raise_opset(exp)
+    assert exp.args.opset == max(11, cls.export_opset)
+
+
 def test_too_old_toolchain_is_a_clear_error(monkeypatch):
-    """An onnx or torch that cannot write opset 19 gives an error naming what to install."""
-    das = nn.Sequential(DAS(8))
+    """An onnx or torch that cannot write the required opset gives an error naming the block and what to install."""
+    model = nn.Sequential(_Needs19(8))
     monkeypatch.setattr(onnx.defs, "onnx_opset_version", lambda: 18)
-    with pytest.raises(kit_export.DeformConvExportError, match=r"pip install 'onnx>=1\.14'"):
-        kit_export.raise_opset_for_deform_conv(fake_exporter(das, None))
+    with pytest.raises(kit_export.DeformConvExportError, match=r"_Needs19 \(export_opset=19\).*pip install 'onnx>=1\.14'"):
+        kit_export.raise_opset(fake_exporter(model, None), LOCAL)
     monkeypatch.undo()
     monkeypatch.setattr(kit_export, "_torch_max_opset", lambda: 18)
     with pytest.raises(kit_export.DeformConvExportError, match=r"pip install 'torch>=2\.1'"):
-        kit_export.raise_opset_for_deform_conv(fake_exporter(das, 17))
+        kit_export.raise_opset(fake_exporter(model, 17), LOCAL)
 
 
 def test_install_is_idempotent():
