@@ -1,7 +1,8 @@
 """Fuzz test of the parser integration: random valid and invalid kit rows inside a small stock-like backbone.
 
-A seeded generator (reproducible, no extra dependency; each failure prints the seed and the rows) inserts NAM, SimAM,
-SE and DAS rows at random positions with random ``from`` forms, repeats and arguments. Valid models must build through
+A seeded generator (reproducible, no extra dependency; each failure prints the seed and the rows) inserts rows of every
+registered block (under its name or an alias) at random positions with random ``from`` forms, repeats and arguments
+drawn from the block's declared arguments (``Arg``: kind, range, oddness). Valid models must build through
 Ultralytics' own ``parse_model`` with every block sized to its input and the model must run through Ultralytics' own
 forward routing with each block keeping its input's shape; invalid ones must raise ``ValueError``/``KeyError`` naming
 the offending row, never another exception or a model.
@@ -19,23 +20,63 @@ import torch
 import torch.nn as nn
 import ultralytics.nn.tasks as tasks
 
-from yolo_attn import DAS, NAM, SE, SimAM
+from conftest import KIT_BLOCKS
 
-BLOCKS = {"NAM": NAM, "SimAM": SimAM, "SE": SE, "DAS": DAS}
+from yolo_attn import BLOCKS as REGISTRY
+
+NAMES = [*(n for n, _ in KIT_BLOCKS), *(a for a, n in REGISTRY.aliases().items() if n in dict(KIT_BLOCKS))]
 N_VALID, N_INVALID = 150, 400  # a few seconds on 2 CPU cores
+CHANNELS = {3, 8, 16}  # every width in these models: a leading integer equal to one would be read as channels
 
-VALID_ARGS = {  # one generator per block: a random argument list its constructor accepts
-    "NAM": lambda r: r.choice([[], [True], [False]]),
-    "SimAM": lambda r: r.choice([[], [10 ** r.uniform(-6, 1)], [r.randint(1, 3)]]),
-    "SE": lambda r: r.choice([[], [r.choice([0.5, 2, 4, 16, 64])], [r.uniform(0.1, 32), r.randint(1, 16)]]),
-    "DAS": lambda r: r.choice([[], [r.uniform(0.01, 1.0)], [1], [r.uniform(0.05, 1.0), r.choice([1, 3, 5, 7])]]),
-}
-BAD_ARGS = {  # argument lists each block must refuse: wrong type, out of range, too many, unparseable strings
-    "NAM": [["yes"], [1], [None], [0.5], [True, False], [[True]]],
-    "SimAM": [[0], [-1e-3], [math.nan], [math.inf, 1], ["abc"], [True], [1e-4, 2], [None]],
-    "SE": [[0], [-4], [math.nan], [16, 0], [16, 2.5], [16, 8, 3], ["abc"], [True], [16, True]],
-    "DAS": [[0], [1.5], [-0.2], [math.nan], [0.2, 4], [0.2, 17], [0.2, 3.0], [0.2, 3, 1], ["abc"], [False]],
-}
+
+def _valid_value(arg, r: random.Random):
+    """A random value ``arg`` accepts whatever the input channels (an upper bound "c1" is at least the default)."""
+    if arg.allow_none and r.random() < 0.3:
+        return None
+    if arg.kind == "bool":
+        return r.random() < 0.5
+    high = arg.default if arg.high == "c1" else arg.high
+    if arg.kind == "int":
+        low = int(arg.low) + arg.low_open if arg.low is not None else 1
+        values = [v for v in range(low, int(high if high is not None else low + 16) + 1) if not arg.odd or v % 2]
+        return r.choice([v for v in values if v not in CHANNELS] or values)
+    low = arg.low if arg.low is not None else 0.0
+    high = high if high is not None else low + 10.0
+    return r.uniform(low + (high - low) * 0.01, high)  # (low, high]: never exactly an open bound
+
+
+def valid_args(name: str, r: random.Random) -> list:
+    """A random argument list the block accepts: a prefix of its declared arguments, each drawn from its range."""
+    args = REGISTRY.get(name).args
+    return [_valid_value(a, r) for a in args[: r.randint(0, len(args))]]
+
+
+def _bad_values(arg) -> list:
+    """Values ``arg`` refuses: wrong types, out of range, NaN, even for odd arguments (never a channel count)."""
+    if arg.kind == "bool":
+        return ["yes", 1, 0.5, [True]] + ([] if arg.allow_none else [None])
+    bad = ["abc", True, math.nan] + ([] if arg.allow_none else [None])
+    if arg.low is not None:
+        bad.append(arg.low if arg.low_open else arg.low - 1)
+    if arg.high is not None:
+        high = 10**6 if arg.high == "c1" else arg.high + 1
+        bad.append(next(v for v in (high, high + 2, high + 4) if v not in CHANNELS))
+    if arg.kind == "int":
+        bad.append(arg.default + 0.5 if isinstance(arg.default, int) else 2.5)
+    if arg.odd:
+        bad.append(next(v for v in (2, 4, 6) if v not in CHANNELS and (arg.high is None or v <= arg.high)))
+    return bad
+
+
+def bad_args(name: str) -> list[list]:
+    """Argument lists the block must refuse: each argument bad in turn (earlier ones at defaults), and one too many."""
+    args = REGISTRY.get(name).args
+    out = [[*(a.default for a in args[:j]), v] for j, arg in enumerate(args) for v in _bad_values(arg)]
+    out.append([*(a.default for a in args), 1])
+    # a leading integer equal to a width here would be read as the community's channel argument (a valid row)
+    return [x for x in out if not (type(x[0]) is int and x[0] in CHANNELS)]
+
+
 BAD_ARGS_CONTAINER = [16, "abc", {"reduction": 4}, None, (0.2,)]
 BAD_REPEATS = [0, -1, 1.5, "2", True, None]
 
@@ -89,9 +130,9 @@ def make_case(seed: int, valid: bool) -> Case:
     case = Case(seed, _stock_rows(r))
     for _ in range(r.randint(1, 3)):  # kit rows at random positions, each with valid fields for now
         i = r.randint(0, len(case.rows))
-        name = r.choice(list(BLOCKS))
-        case.rows.insert(i, [None, r.choice([1, 1, 2, 3]), name, VALID_ARGS[name](r)])
-    case.kit = [i for i, row in enumerate(case.rows) if row[2] in BLOCKS]
+        name = r.choice(NAMES)
+        case.rows.insert(i, [None, r.choice([1, 1, 2, 3]), name, valid_args(name, r)])
+    case.kit = [i for i, row in enumerate(case.rows) if row[2] in REGISTRY]
     for i in case.kit:  # from is chosen after insertion, when every index is final
         case.rows[i][0] = _valid_from(r, i)
     if valid:
@@ -103,7 +144,7 @@ def make_case(seed: int, valid: bool) -> Case:
     elif kind == "repeats":
         row[1] = r.choice(BAD_REPEATS)
     elif kind == "args":
-        row[3] = copy.deepcopy(r.choice(BAD_ARGS[row[2]]))
+        row[3] = copy.deepcopy(r.choice(bad_args(row[2])))
     elif kind == "container":
         row[3] = copy.deepcopy(r.choice(BAD_ARGS_CONTAINER))
     else:  # a misspelt block name: KeyError with a suggestion
@@ -117,7 +158,7 @@ def expected_channels(rows: list) -> list[int]:
     keep the channels of their input (the image's 3 channels for row 0)."""
     ch = []
     for i, (f, _, m, args) in enumerate(rows):
-        ch.append((ch[f] if i else 3) if m in BLOCKS else args[0])
+        ch.append((ch[f] if i else 3) if m in REGISTRY else args[0])
     return ch
 
 
@@ -125,15 +166,6 @@ def build(case: Case) -> tuple[nn.Sequential, list]:
     """Build the rows with Ultralytics' parse_model (the kit's wrapper included), as a model YAML would be."""
     d = {"nc": 2, "backbone": copy.deepcopy(case.rows), "head": []}
     return tasks.parse_model(d, 3, verbose=False)
-
-
-def _channels_of(block: nn.Module) -> int:
-    """Return the channel count a block was built for, from its own weights (SimAM has none: its attribute)."""
-    if isinstance(block, NAM):
-        return block.bn.num_features
-    if isinstance(block, SE):
-        return block.fc1.in_channels
-    return block.weight.shape[0] if isinstance(block, DAS) else block.c
 
 
 def check_valid(case: Case) -> None:
@@ -144,10 +176,10 @@ def check_valid(case: Case) -> None:
         f, n, name, _ = case.rows[i]
         layer = layers[i]
         blocks = list(layer) if n > 1 else [layer]
-        assert len(blocks) == n and all(type(b) is BLOCKS[name] for b in blocks), f"row {i}: {layer!r}"
+        assert len(blocks) == n and all(type(b) is REGISTRY.get(name) for b in blocks), f"row {i}: {layer!r}"
         assert (layer.i, layer.f) == (i, f) and (f == -1 or f % i in save), f"row {i}: wiring (save={save})"
         want = ch[:i][f] if i else 3
-        assert all(_channels_of(b) == want for b in blocks), f"row {i}: built for {_channels_of(blocks[0])}, input has {want}"
+        assert all(b.c1 == want for b in blocks), f"row {i}: built for {blocks[0].c1}, input has {want}"
         layer.register_forward_hook(lambda m, x, y, i=i: seen.__setitem__(i, (tuple(x[0].shape), tuple(y.shape))))
     model = tasks.BaseModel()
     model.model, model.save = layers, save

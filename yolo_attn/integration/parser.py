@@ -12,8 +12,9 @@ check rows up front and turn bad names and arguments into clear errors; it is ne
 Two row conventions are in use. The kit's: the arguments after the input channels, which the parser fills in
 (``[-1, 1, SE, [16]]``). The community's, from hand-edited parsers that fill in nothing: the channel count first
 (``[-1, 1, SEAttention, [1024, 16]]``). A leading integer equal to the row's input channels, after width scaling
-(``ch[f]``) or as the YAML writes them (a ``c`` with ``make_divisible(min(c, max_channels) * width, 8) == ch[f]``,
-the parser's own rule, read from its running frame), is taken as that channel argument, dropped, and logged once.
+(``ch[f]``) or as the YAML writes them (a multiple of 8, ``c``, with ``make_divisible(min(c, max_channels) * width,
+8) == ch[f]``, the parser's own rule, with the scale read from its running frame), is taken as that channel argument,
+dropped, and logged once.
 Anything else goes to the block's declared argument ranges, whose ``ValueError`` is raised naming the row, the
 argument and both conventions: a row never silently builds a different block than it means.
 """
@@ -30,6 +31,7 @@ from collections.abc import Callable
 import torch.nn as nn
 
 from ..registry import BLOCKS, Registry, did_you_mean
+from ..rows import earlier_range, inputs
 from ._patch import patch
 
 __all__ = ["UnknownModuleError", "community_args", "install_parser", "row_class"]
@@ -80,7 +82,9 @@ def _is_channel_count(value: object, c1: int, width: float, max_channels: float)
         return False
     if value == c1:
         return True
-    return _make_divisible(min(value, max_channels) * width) == c1
+    # before scaling: YAMLs write multiples of 8 (64, 256, 1024, ...); without that condition a small argument such as
+    # a kernel size 7 would read as the 8 channels it rounds up to
+    return value % 8 == 0 and _make_divisible(min(value, max_channels) * width) == c1
 
 
 _logged: set[tuple] = set()  # community rows already reported in this process
@@ -188,11 +192,14 @@ def _check_row(i: int, row: object, namespace: dict, registry: Registry) -> None
         )
     if m not in registry:
         return
-    if isinstance(f, bool) or not isinstance(f, int) or not (f == -1 if i == 0 else -i <= f < i):
+    try:
+        inputs(i, f, single=True)  # an attention row refines one earlier layer
+    except ValueError:
+        low, high = earlier_range(i)
         raise ValueError(
             f"model YAML row {i} [{f}, {n}, {m}, {args}]: 'from' must be one earlier layer: an index in "
-            f"[{-max(i, 1)}, {max(i - 1, -1)}] (a list of inputs needs a Concat row before {m})."
-        )
+            f"[{low}, {high}] (a list of inputs needs a Concat row before {m})."
+        ) from None
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"model YAML row {i} [{f}, {n}, {m}, {args}]: repeats must be an integer >= 1")
     if not isinstance(args, list):
