@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Union
 
-__all__ = ["From", "Insertion", "StockLayout", "absolute", "inputs", "insert_rows", "remove_rows"]
+__all__ = ["From", "Insertion", "StockLayout", "absolute", "earlier_range", "inputs", "insert_rows", "remove_rows"]
 
 From = Union[int, list[int]]  # Union: a runtime alias, and the kit supports Python 3.9
 """A row's ``from`` field: one reference or a list of references."""
@@ -42,6 +42,18 @@ def absolute(i: int, ref: int) -> int:
     return ref if ref >= 0 or i == 0 else i + ref
 
 
+def earlier_range(i: int) -> tuple[int, int]:
+    """Return the lowest and highest reference row ``i`` may use (row 0: only ``-1``, the image).
+
+    Args:
+        i (int): The reading row.
+
+    Returns:
+        (tuple[int, int]): ``(-i, i - 1)``, or ``(-1, -1)`` for row 0.
+    """
+    return -max(i, 1), max(i - 1, -1)
+
+
 def inputs(i: int, f: object, single: bool = False) -> list[int]:
     """Return the absolute rows row ``i`` reads, or raise a ``ValueError`` naming the row and the allowed values.
 
@@ -53,7 +65,7 @@ def inputs(i: int, f: object, single: bool = False) -> list[int]:
     Returns:
         (list[int]): The absolute row indices (``[-1]`` for row 0 reading the image).
     """
-    earlier = f"an index in [{-max(i, 1)}, {max(i - 1, -1)}]"
+    earlier = "an index in [{}, {}]".format(*earlier_range(i))
     if single and (isinstance(f, bool) or not isinstance(f, int)):
         raise ValueError(f"row {i}: 'from' must be one earlier layer: {earlier}, got {f!r}")
     refs = f if isinstance(f, list) else [f]
