@@ -178,6 +178,43 @@ def test_checkpoint_dict_prefers_ema_and_takes_names():
     assert target.names == ema.names
 
 
+def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Return a detached copy of a model's state dict (dtype and values)."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _unchanged(model: nn.Module, before: dict[str, torch.Tensor]) -> bool:
+    """Return whether a model still holds exactly the tensors (dtype included) of ``before``."""
+    after = model.state_dict()
+    return after.keys() == before.keys() and all(
+        after[k].dtype == v.dtype and torch.equal(after[k], v) for k, v in before.items()
+    )
+
+
+def test_map_layers_and_transfer_leave_the_source_alone():
+    """map_layers changes neither model; transfer_weights loads a half-precision source as float32 without casting
+    the caller's model (Ultralytics' load casts the model it reads from in place)."""
+    source = DetectionModel("yolov8n.yaml", nc=10, verbose=False)
+    with torch.no_grad():
+        for p in source.parameters():
+            p.add_(torch.rand_like(p))  # distinguishable from any fresh initialisation
+    source.half()
+    target = _variant("se")
+    before_s, before_t = _snapshot(source), _snapshot(target)
+    plan = transfer.map_layers(source, target)
+    assert _unchanged(source, before_s) and _unchanged(target, before_t)
+    report = transfer_weights(target, source, verbose=False)
+    assert _unchanged(source, before_s), "transfer_weights cast or changed the caller's source model"
+    assert report.layer_map == plan and report.transferred == len(before_s)
+    tsd = target.state_dict()
+    for key, value in before_s.items():
+        _, s, rest = key.split(".", 2)
+        t = next(t for t, si in plan.items() if si == int(s))
+        loaded = tsd[f"model.{t}.{rest}"]
+        assert loaded.dtype == (torch.float32 if value.is_floating_point() else value.dtype)
+        assert torch.equal(loaded, value.to(loaded.dtype))
+
+
 def test_plain_ultralytics_loads_unchanged(stock_pt):
     """Loads between plain Ultralytics models keep the original behaviour (a partial load of another scale too)."""
     wrapped = BaseModel.load

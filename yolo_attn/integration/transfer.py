@@ -12,15 +12,18 @@ changes, class names) still applies.
 
 from __future__ import annotations
 
+import copy
 import types
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 import torch.nn as nn
 
 from ..registry import BLOCKS, Registry
+from ..rows import StockLayout
 from ._patch import patch
 
 __all__ = [
@@ -112,51 +115,21 @@ def _name(model: nn.Module) -> str:
                type(model).__name__)
 
 
-def _inputs(rows: nn.Sequential, i: int) -> list[int]:
-    """Return the absolute row indices row ``i`` reads (-1 for the image)."""
-    f = rows[i].f
-    return [j if j >= 0 else (i + j if i + j >= 0 else -1) for j in ([f] if isinstance(f, int) else f)]
+def _layout(rows: nn.Sequential, registry: Registry) -> StockLayout:
+    """Split a model's rows into stock and attention rows, wired in stock positions (see ``yolo_attn.rows``)."""
+    return StockLayout([layer.f for layer in rows], [is_attention(layer, registry) for layer in rows])
 
 
-class _Layout:
-    """A model's rows split into stock rows and attention rows, with the wiring expressed in stock positions.
+def _float_source(source: nn.Module) -> nn.Module:
+    """Return ``source``, or a float32 copy when it holds other floating tensors.
 
-    Attributes:
-        rows (nn.Sequential): The model's rows.
-        stock (list[int]): Row index of each stock position.
-        position (dict[int, int]): Stock row index -> stock position.
-        attention (dict[int, tuple[int, int]]): Attention row index -> (stock rows before it, order in its run).
+    Ultralytics' ``load`` casts the model it reads from with ``.float()``, in place; a half-precision checkpoint
+    model handed to ``transfer_weights`` must come out unchanged, so the cast happens on a copy.
     """
-
-    def __init__(self, rows: nn.Sequential, registry: Registry):
-        """Split the rows.
-
-        Args:
-            rows (nn.Sequential): ``model.model``.
-            registry (Registry): The registered blocks.
-        """
-        self.rows = rows
-        self.stock: list[int] = []
-        self.attention: dict[int, tuple[int, int]] = {}
-        run = 0
-        for i, layer in enumerate(rows):
-            if is_attention(layer, registry):
-                self.attention[i] = (len(self.stock), run)
-                run += 1
-            else:
-                self.stock.append(i)
-                run = 0
-        self.position = {i: p for p, i in enumerate(self.stock)}
-
-    def _resolve(self, j: int) -> int:
-        """Return the stock position whose output row ``j`` carries (attention rows pass their input on)."""
-        while j in self.attention:
-            j = _inputs(self.rows, j)[0]
-        return -1 if j < 0 else self.position[j]
-
-    def wiring(self, i: int) -> list[int]:
-        """Return the stock positions (-1: the image) that stock row ``i`` reads."""
-        return [self._resolve(j) for j in _inputs(self.rows, i)]
+    tensors = [*source.parameters(), *source.buffers()]
+    if all(t.dtype == torch.float32 or not t.is_floating_point() for t in tensors):
+        return source
+    return copy.deepcopy(source).float()
 
 
 def _shape_mismatch(target: nn.Module, source: nn.Module, first: bool = False, head: bool = False) -> str | None:
@@ -234,7 +207,7 @@ def map_layers(source: nn.Module, target: nn.Module, registry: Registry = BLOCKS
         which = "checkpoint" if s_rows is None else "target"
         raise WeightTransferError(f"The {which} '{_name(source if s_rows is None else target)}' is not a model "
                                   "built from an Ultralytics model YAML (no model.model rows); nothing was loaded.")
-    src, tgt = _Layout(s_rows, registry), _Layout(t_rows, registry)
+    src, tgt = _layout(s_rows, registry), _layout(t_rows, registry)
     plan: dict[int, int] = {}
     for p, (ti, si) in enumerate(zip(tgt.stock, src.stock)):
         where = f"stock layer {p} (target row {ti}, checkpoint row {si})"
@@ -253,8 +226,8 @@ def map_layers(source: nn.Module, target: nn.Module, registry: Registry = BLOCKS
     if len(tgt.stock) != len(src.stock):
         raise _mismatch_error(source, target, "layer count",
                               f"the target has {len(tgt.stock)} stock layers, the checkpoint {len(src.stock)}")
-    by_place = {place: i for i, place in src.attention.items()}
-    for ti, place in tgt.attention.items():
+    by_place = {place: i for i, place in src.inserted.items()}
+    for ti, place in tgt.inserted.items():
         si = by_place.get(place)
         if si is not None and _same_blocks(t_rows[ti], s_rows[si]):
             plan[ti] = si  # the checkpoint has the same block at the same place: its weights carry over
@@ -277,7 +250,7 @@ def _reindexed(source: nn.Module, plan: dict[int, int], n_rows: int) -> nn.Modul
 
 def _report(target: nn.Module, source: nn.Module, plan: dict[int, int], registry: Registry) -> TransferReport:
     """Compare the loaded target with the source tensor by tensor."""
-    tsd, ssd = target.state_dict(), source.float().state_dict()
+    tsd, ssd = target.state_dict(), source.state_dict()  # keys and shapes only: no cast of the caller's model
     loaded, used = [], set()
     for t, s in plan.items():
         for key in _rows(target)[t].state_dict():
@@ -287,7 +260,7 @@ def _report(target: nn.Module, source: nn.Module, plan: dict[int, int], registry
                 loaded.append(tk)
                 used.add(sk)
     done = set(loaded)
-    layout = _Layout(_rows(target), registry)
+    layout = _layout(_rows(target), registry)
     return TransferReport(
         layer_map=dict(plan),
         transferred=len(loaded),
@@ -295,7 +268,7 @@ def _report(target: nn.Module, source: nn.Module, plan: dict[int, int], registry
         source_total=len(ssd),
         not_transferred=[k for k in tsd if k not in done],
         unused=[k for k in ssd if k not in used],
-        attention_rows=[i for i in layout.attention if i not in plan],
+        attention_rows=[i for i in layout.inserted if i not in plan],
     )
 
 
@@ -318,9 +291,9 @@ def _load_mapped(target: nn.Module, source: nn.Module, load: Callable, verbose: 
     from ultralytics.utils import LOGGER
 
     plan = map_layers(source, target, registry)  # raises before anything is loaded
-    load(target, _reindexed(source, plan, len(_rows(target))), verbose=False)
+    load(target, _reindexed(_float_source(source), plan, len(_rows(target))), verbose=False)
     report = _report(target, source, plan, registry)
-    attention = tuple(f"model.{i}." for i in _Layout(_rows(target), registry).attention)
+    attention = tuple(f"model.{i}." for i in _layout(_rows(target), registry).inserted)
     names = getattr(source, "names", None)
     stock_done = all(k.startswith(attention) for k in report.not_transferred)  # only attention rows left at init
     if stock_done and isinstance(names, dict) and _placeholder_names(target):
