@@ -52,7 +52,9 @@ class Flatten(nn.Module):
 class ChannelGate(nn.Module):
     def __init__(self, gate_channels, hidden):
         super().__init__()
-        self.mlp = nn.Sequential(Flatten(), nn.Linear(gate_channels, hidden), nn.ReLU(), nn.Linear(hidden, gate_channels))
+        self.mlp = nn.Sequential(
+            Flatten(), nn.Linear(gate_channels, hidden), nn.ReLU(), nn.Linear(hidden, gate_channels)
+        )
 
     def forward(self, x):
         channel_att_sum = None

@@ -92,7 +92,9 @@ def test_matches_authors_code(c, mode):
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in block.parameters())
 
 
-@pytest.mark.parametrize("c, r, mip", [(8, 32, 8), (64, 32, 8), (256, 32, 8), (512, 32, 16), (1024, 32, 32), (64, 4, 16)])
+@pytest.mark.parametrize(
+    "c, r, mip", [(8, 32, 8), (64, 32, 8), (256, 32, 8), (512, 32, 16), (1024, 32, 32), (64, 4, 16)]
+)
 def test_bottleneck_width(c, r, mip):
     assert CoordAtt(c, r).mip == mip == max(8, c // r)
 

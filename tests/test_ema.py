@@ -120,7 +120,8 @@ def test_1x1_maps(c):
             gx = x.reshape(b * block.groups, cg, 1, 1)
             x1 = block.gn.bias.view(1, cg, 1, 1).expand_as(gx)
             x2 = block.conv3x3(gx)
-            m = (x1.mean((2, 3)).softmax(-1) * x2.flatten(1)).sum(1) + (x2.mean((2, 3)).softmax(-1) * x1.flatten(1)).sum(1)
+            d1, d2 = x1.mean((2, 3)).softmax(-1), x2.mean((2, 3)).softmax(-1)
+            m = (d1 * x2.flatten(1)).sum(1) + (d2 * x1.flatten(1)).sum(1)
             torch.testing.assert_close(y, (gx * m.sigmoid().view(-1, 1, 1, 1)).reshape(x.shape), rtol=1e-5, atol=1e-5)
 
 

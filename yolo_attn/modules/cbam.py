@@ -57,10 +57,10 @@ class CBAMAttention(AttentionGate):
     args = (
         Arg("reduction", 16, low=0.0, high="c1", low_open=True, doc="reduction ratio r of the channel MLP"),
         Arg("k", 7, kind="int", low=1, high=15, odd=True, doc="spatial kernel size (paper: 7)"),
-        Arg("divisor", 8, kind="int", low=1, high=1024, doc="the MLP hidden width is a multiple of this, at least this"),
+        Arg("divisor", 8, kind="int", low=1, high=1024, doc="MLP hidden width: a multiple of this, at least this"),
     )
     paper = "Woo et al., ECCV 2018, [arXiv 1807.06521](https://arxiv.org/abs/1807.06521)"
-    formula = "y = x * Mc * Ms, Mc = sigmoid(MLP(avgpool(x)) + MLP(maxpool(x))), Ms = sigmoid(conv7x7([mean_C; max_C](Mc x)))"
+    formula = "y = x * Mc * Ms, Mc = sigmoid(MLP(avg x) + MLP(max x)), Ms = sigmoid(conv7x7([mean_C; max_C](Mc x)))"
     params = "2*C*rd + rd + C + 2*k^2 + 2"
     config_args = (16,)
     fresh_gate = True

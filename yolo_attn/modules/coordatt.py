@@ -46,7 +46,7 @@ class CoordAtt(AttentionGate):
     args = (Arg("reduction", 32, low=0.0, high="c1", low_open=True, doc="bottleneck width max(8, C // reduction)"),)
     aliases = ("CoordAttention",)
     paper = "Hou et al., CVPR 2021, [arXiv 2103.02907](https://arxiv.org/abs/2103.02907)"
-    formula = "y = x * sigmoid(conv_h(f_h)) * sigmoid(conv_w(f_w)), f = h_swish(BN(conv1x1([avgpool_W(x); avgpool_H(x)])))"
+    formula = "y = x * sigmoid(conv_h(f_h)) * sigmoid(conv_w(f_w)), [f_h; f_w] = hswish(BN(conv([pool_W x; pool_H x])))"
     params = "3*C*mip + 3*mip + 2*C, mip = max(8, C // r)"
     config_args = (32,)
     fresh_gate = True

@@ -63,7 +63,7 @@ class EMA(AttentionGate):
     """
 
     rank = 80
-    args = (Arg("factor", 32, kind="int", low=1, high="c1", doc="channel groups G (reduced so each has >= 2 channels)"),)
+    args = (Arg("factor", 32, kind="int", low=1, high="c1", doc="channel groups G (reduced: >= 2 channels per group)"),)
     aliases = ("EMA_attention",)
     paper = "Ouyang et al., ICASSP 2023, [arXiv 2305.13563](https://arxiv.org/abs/2305.13563)"
     formula = "y_g = x_g * sigmoid(softmax(avgpool(x1)) flat(x2) + softmax(avgpool(x2)) flat(x1)), per channel group"
