@@ -29,6 +29,7 @@ from .bench import run_bench  # cheap: Ultralytics and matplotlib are imported w
 from .configgen import make_config
 from .modules import Arg, AttentionGate
 from .registry import BLOCKS, Registry
+from .slim import prune
 from .training import format_saliency, nam_saliency, set_nam_penalty
 
 __version__ = "0.1.0"
@@ -49,6 +50,7 @@ __all__ = [
     "list_configs",
     "make_config",
     "nam_saliency",
+    "prune",
     "register",
     "run_bench",
     "set_nam_penalty",

@@ -7,6 +7,7 @@
     yolo-attn bench [models=a.yaml,b.yaml] [seeds=0,1] [budget=30] [epochs=N] [out=bench]  # ablation table, plot
     yolo-attn visualize model=best.pt source=img.jpg out=DIR [imgsz=640] [alpha=0.5] [tile=256]  # attention maps
     yolo-attn make-config base=yolov8-seg.yaml block=NAM at=backbone|neck|all|2,4 [args=[...]] out=FILE  # config
+    yolo-attn prune model=best.pt ratio=0.3 out=pruned.pt [round=8] [min_channels=8] [imgsz=640]  # slim channels
 
 Kit options accepted with train (removed before Ultralytics' argument check):
     nam_penalty=1e-4         NAM's L1 sparsity penalty p (overrides the model YAML's nam_penalty; 0 turns it off)
@@ -199,6 +200,30 @@ def cmd_make_config(args: list[str]) -> None:
     print(f"{kw['out']}: {kw['base']} plus {name} after its rows {', '.join(map(str, rows))}")
 
 
+def cmd_prune(args: list[str]) -> None:
+    """Prune channels by BatchNorm |gamma|; print params and GFLOPs before -> after and the kept channels per layer."""
+    from .slim import SlimError, prune
+
+    kw = _kv(args)
+    usage = "usage: model=best.pt|model.yaml ratio=0.3 out=pruned.pt [round=8] [min_channels=8] [imgsz=640]"
+    missing = [k for k in ("model", "ratio", "out") if k not in kw]
+    unknown = sorted(set(kw) - {"model", "ratio", "out", "round", "min_channels", "imgsz"})
+    if missing or unknown:
+        problem = f"missing {', '.join(missing)}" if missing else f"unknown option(s) {', '.join(unknown)}"
+        raise SystemExit(f"yolo-attn prune: {problem}; {usage}")
+    try:
+        ratio = float(kw["ratio"])
+        ints = {k: int(kw[k]) for k in ("round", "min_channels", "imgsz") if k in kw}
+    except ValueError as e:
+        raise SystemExit(f"yolo-attn prune: ratio must be a number, round/min_channels/imgsz integers ({e})") from None
+    register()
+    try:
+        report = prune(kw["model"], ratio=ratio, out=kw["out"], **ints)
+    except (FileNotFoundError, SlimError) as e:
+        raise SystemExit(f"yolo-attn prune: {e}") from None
+    print(report.format())
+
+
 COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "list": cmd_list,
     "data": cmd_data,
@@ -206,6 +231,7 @@ COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "bench": cmd_bench,
     "visualize": cmd_visualize,
     "make-config": cmd_make_config,
+    "prune": cmd_prune,
 }
 
 

@@ -56,6 +56,7 @@ def register(registry: Registry = BLOCKS) -> None:
     from .files import install_file_lookup
     from .fuse import install_fuse
     from .parser import install_parser
+    from .slim import install_slim
     from .trainer import install_callbacks
     from .transfer import install_transfer
 
@@ -69,3 +70,4 @@ def register(registry: Registry = BLOCKS) -> None:
         install_ddp(dist, registry)
         install_fuse(tasks, registry)
         install_transfer(tasks, registry)
+        install_slim(tasks)
