@@ -43,7 +43,7 @@ README_END = "<!-- end of generated block table -->"
 
 
 def kit_blocks() -> list[tuple[str, type]]:
-    """Return ``(name, class)`` for the kit's own blocks (those defined in ``yolo_attn/modules/``), in registry order."""
+    """Return ``(name, class)`` for the kit's own blocks (defined in ``yolo_attn/modules/``), in registry order."""
     return [(n, c) for n, c in BLOCKS.items() if c.__module__.startswith("yolo_attn.modules.")]
 
 

@@ -83,7 +83,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("scale", SCALES)
-@pytest.mark.parametrize("row,after,block,expected,convention", CASES, ids=[f"{c[0][2]}{c[0][3]}@{c[1]}" for c in CASES])
+@pytest.mark.parametrize(
+    "row,after,block,expected,convention", CASES, ids=[f"{c[0][2]}{c[0][3]}@{c[1]}" for c in CASES]
+)
 def test_row_builds_what_it_means_or_raises(row, after, block, expected, convention, scale):
     """Both conventions build the block with the arguments the row means; anything else is a clear ValueError."""
     cls = BLOCKS.get(block)
@@ -102,7 +104,8 @@ def test_row_builds_what_it_means_or_raises(row, after, block, expected, convent
     understood = [msg for msg in logs if "community convention" in msg]
     assert len(understood) == (convention == "community")
     if understood:
-        assert f"{row[3][0]} is the input channel count" in understood[0] and f"[{row[2]}, {row[3][1:]}]" in understood[0]
+        assert f"{row[3][0]} is the input channel count" in understood[0]
+        assert f"the kit's own form is [{row[2]}, {row[3][1:]}]" in understood[0]
 
 
 def test_scaled_channel_count_is_accepted_too():

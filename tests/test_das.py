@@ -56,12 +56,13 @@ def das_low_opset(tiny_data, tmp_path_factory):
 
 
 def test_randomised_offsets_sample_between_pixels(tiny_data):
-    """The export tests' randomisation gives DAS offsets of about a pixel, fractional: bilinear sampling is exercised."""
+    """The export tests' randomisation gives DAS offsets of about a pixel, fractional: sampling between pixels."""
     torch.manual_seed(0)
     model = YOLO("yolov8n-das.yaml").model
     randomize(model)
     offsets = []
-    hooks = [m.offset.register_forward_hook(lambda mod, i, o: offsets.append(o)) for m in model.modules() if isinstance(m, DAS)]
+    das = [m for m in model.modules() if isinstance(m, DAS)]
+    hooks = [m.offset.register_forward_hook(lambda mod, i, o: offsets.append(o)) for m in das]
     with torch.no_grad():
         model.eval()(letterboxed(first_val_image(tiny_data)))
     for h in hooks:
@@ -79,7 +80,8 @@ def test_das_explicit_low_opset_is_raised(das_low_opset):
     assert attrs["pads"] == [1, 1, 1, 1] and attrs["strides"] == [1, 1] and attrs["kernel_shape"] == [3, 3]
     warnings = [r.getMessage() for r in das_low_opset.records if r.levelno == logging.WARNING]
     warnings = [w for w in warnings if "yolo-attn" in w]
-    assert len(warnings) == 1 and "raising opset 17 -> 19" in warnings[0] and "DAS" in warnings[0], das_low_opset.messages
+    assert len(warnings) == 1, das_low_opset.messages
+    assert "raising opset 17 -> 19" in warnings[0] and "DAS (export_opset=19)" in warnings[0]
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 64, 64), (1, 3, 96, 128)])

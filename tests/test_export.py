@@ -75,9 +75,10 @@ def randomize(model: nn.Module, seed: int = 0) -> None:
                 m.running_var.copy_(rand(n, 0.5, 2.0))
             if isinstance(m, BLOCKS.classes()):  # parameters a block starts at zero (e.g. deformable offsets)
                 for p in m.parameters():
-                    if not p.any():
-                        fan_in = p[0].numel() if p.dim() > 1 else 1
-                        p.copy_(torch.randn(p.shape, generator=g) / fan_in**0.5 if p.dim() > 1 else rand(p.shape, -0.5, 0.5))
+                    if p.dim() > 1 and not p.any():  # offsets of about +-1 px: sampling between pixels
+                        p.copy_(torch.randn(p.shape, generator=g) / p[0].numel() ** 0.5)
+                    elif not p.any():
+                        p.copy_(rand(p.shape, -0.5, 0.5))
         head = model.model[-1]
         for seq in head.cv3:  # class logits: more weight on the features, spread class biases
             seq[-1].weight.mul_(3.0)
@@ -156,7 +157,8 @@ def test_onnx_graph_opset(exported):
     floor = kit_export.required_opset(exported.model.model)
     assert floor == next(c.export_opset for n, c in KIT_BLOCKS if n.lower() == exported.cfg)
     assert opset == max(floor, kit_export.default_onnx_opset(onnx))
-    assert (sum(n.op_type == "DeformConv" for n in m.graph.node) > 0) == kit_export.has_deform_conv(exported.model.model)
+    n_deform = sum(n.op_type == "DeformConv" for n in m.graph.node)
+    assert (n_deform > 0) == kit_export.has_deform_conv(exported.model.model)
 
 
 def test_onnx_predict_matches_pytorch(exported):
@@ -249,7 +251,8 @@ def test_too_old_toolchain_is_a_clear_error(monkeypatch):
     """An onnx or torch that cannot write the required opset gives an error naming the block and what to install."""
     model = nn.Sequential(_Needs19(8))
     monkeypatch.setattr(onnx.defs, "onnx_opset_version", lambda: 18)
-    with pytest.raises(kit_export.DeformConvExportError, match=r"_Needs19 \(export_opset=19\).*pip install 'onnx>=1\.14'"):
+    match = r"_Needs19 \(export_opset=19\).*pip install 'onnx>=1\.14'"
+    with pytest.raises(kit_export.DeformConvExportError, match=match):
         kit_export.raise_opset(fake_exporter(model, None), LOCAL)
     monkeypatch.undo()
     monkeypatch.setattr(kit_export, "_torch_max_opset", lambda: 18)

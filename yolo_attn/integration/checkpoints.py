@@ -34,9 +34,8 @@ def kit_module_classes(registry: Registry) -> dict[str, type[nn.Module]]:
     for name in {c.__module__ for c in registry.classes()}:
         mod = sys.modules.get(name)
         if mod is not None:
-            classes |= {
-                c for c in vars(mod).values() if isinstance(c, type) and issubclass(c, nn.Module) and c.__module__ == name
-            }
+            defined = (c for c in vars(mod).values() if isinstance(c, type) and c.__module__ == name)
+            classes |= {c for c in defined if issubclass(c, nn.Module)}
     return {f"{c.__module__}.{c.__qualname__}": c for c in classes}
 
 

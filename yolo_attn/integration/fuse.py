@@ -5,8 +5,8 @@ through ``AutoBackend(fuse=True)``, ``export`` on its deep copy of the model, ``
 and ``benchmark``. Its loop only knows Ultralytics' own modules, so the wrapper installed here first calls ``fuse()``
 on every module whose class is a registered kit block that declares a fold (``AttentionGate.can_fuse()``; plain
 ``nn.Module`` blocks registered by users count when they define ``fuse``), then runs Ultralytics' fusing (whose
-closing model summary and FLOPs probe then see the fused blocks). Block ``fuse()`` methods are idempotent, and they run even when
-Ultralytics finds nothing left to fuse (a model fused, trained, fused again).
+closing model summary and FLOPs probe then see the fused blocks). Block ``fuse()`` methods are idempotent, and they
+run even when Ultralytics finds nothing left to fuse (a model fused, trained, fused again).
 """
 
 from __future__ import annotations

@@ -118,7 +118,8 @@ def community_args(name: str, block: type[nn.Module], args: tuple, c1: int, scal
         LOGGER.warning(
             f"yolo-attn: read [{name}, {list(args)}] as the community convention (input channels first): "
             f"{args[0]} is the input channel count{how}, so the row builds "
-            f"{block.__name__}({', '.join(map(repr, (c1, *args[1:])))}); the kit's own form is [{name}, {list(args[1:])}]."
+            f"{block.__name__}({', '.join(map(repr, (c1, *args[1:])))}); "
+            f"the kit's own form is [{name}, {list(args[1:])}]."
         )
     return args[1:]
 
@@ -230,7 +231,9 @@ def install_parser(tasks: types.ModuleType, registry: Registry = BLOCKS) -> None
     patch(tasks, "parse_model", hooked)
 
 
-def _place(tasks: types.ModuleType, name: str, block: type[nn.Module], code: types.CodeType, alias_of: str = "") -> None:
+def _place(
+    tasks: types.ModuleType, name: str, block: type[nn.Module], code: types.CodeType, alias_of: str = ""
+) -> None:
     """Put the row class for ``block`` under ``name`` into the parser's namespace, refusing to shadow Ultralytics.
 
     Args:
@@ -249,8 +252,8 @@ def _place(tasks: types.ModuleType, name: str, block: type[nn.Module], code: typ
             from ultralytics.utils import LOGGER
 
             LOGGER.warning(
-                f"yolo-attn: alias '{name}' of {alias_of} is not available in model YAMLs: ultralytics.nn.tasks already "
-                f"defines {current!r}; write {alias_of} instead."
+                f"yolo-attn: alias '{name}' of {alias_of} is not available in model YAMLs: ultralytics.nn.tasks "
+                f"already defines {current!r}; write {alias_of} instead."
             )
             return
         raise RuntimeError(
