@@ -48,7 +48,7 @@ class CoordAtt(AttentionGate):
     paper = "Hou et al., CVPR 2021, [arXiv 2103.02907](https://arxiv.org/abs/2103.02907)"
     formula = "y = x * sigmoid(conv_h(f_h)) * sigmoid(conv_w(f_w)), [f_h; f_w] = hswish(BN(conv([pool_W x; pool_H x])))"
     params = "3*C*mip + 3*mip + 2*C, mip = max(8, C // r)"
-    config_args = (32,)
+    config_args = ()  # [] in generated configs: a leading 32 reads as a channel count on 32-channel rows
     fresh_gate = True
 
     def __init__(self, c1: int, reduction: float = 32):

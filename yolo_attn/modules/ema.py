@@ -68,7 +68,7 @@ class EMA(AttentionGate):
     paper = "Ouyang et al., ICASSP 2023, [arXiv 2305.13563](https://arxiv.org/abs/2305.13563)"
     formula = "y_g = x_g * sigmoid(softmax(avgpool(x1)) flat(x2) + softmax(avgpool(x2)) flat(x1)), per channel group"
     params = "10*cg^2 + 4*cg, cg = C / G"
-    config_args = (32,)
+    config_args = ()  # [] in generated configs: a leading 32 reads as a channel count on 32-channel rows
     fresh_gate = True
     prune_exact = False  # not sliceable by channel: the groups share their weights (prune_channels not implemented)
 
