@@ -467,3 +467,14 @@ def test_preset_train_args_are_valid_ultralytics_settings(name, tmp_path, monkey
     words = p.command("yolov8n-nam.yaml").split()
     assert words[:4] == ["yolo-attn", "train", "model=yolov8n-nam.yaml", f"data={p.dataset}.yaml"]
     assert dict(w.split("=", 1) for w in words[4:]) == {k: str(v) for k, v in args.items()}
+
+
+def test_builtin_names_resolve_to_their_datasets(tmp_path, monkeypatch):
+    import yolo_attn.data
+    from yolo_attn.integration import files
+
+    monkeypatch.chdir(tmp_path)  # no local file shadows the names
+    monkeypatch.setattr(yolo_attn.data, "digits_yaml", lambda dataset: f"<{dataset}>")
+    assert files._resolve("digits.yaml") == "<digits>"
+    assert files._resolve("digits-hard.yaml") == "<digits-hard>"
+    assert files._resolve("digits-huge.yaml") is None

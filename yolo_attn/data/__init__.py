@@ -1,5 +1,15 @@
-"""Built-in datasets that need no download (see ``yolo_attn.data.digits``)."""
+"""Built-in datasets that need no download (see ``yolo_attn.data.digits``) and their training presets."""
 
-from .digits import default_data_dir, digits_yaml, make_digits_dataset
+from .digits import DATASETS, default_data_dir, digits_yaml, make_digits_dataset
+from .presets import PRESETS, TrainPreset, get_preset, preset_yaml
 
-__all__ = ["make_digits_dataset", "digits_yaml", "default_data_dir"]
+__all__ = [
+    "DATASETS",
+    "PRESETS",
+    "TrainPreset",
+    "default_data_dir",
+    "digits_yaml",
+    "get_preset",
+    "make_digits_dataset",
+    "preset_yaml",
+]

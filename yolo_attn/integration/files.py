@@ -57,10 +57,11 @@ def _resolve(name: object) -> str | None:
     """Return the kit file a bare name stands for (generating the built-in dataset on demand), else None."""
     if not isinstance(name, (str, os.PathLike)) or os.path.exists(name):
         return None
-    if str(name) == DATA_NAME:
-        from ..data import digits_yaml
+    if str(name).endswith(".yaml"):
+        from ..data import DATASETS, digits_yaml
 
-        return str(digits_yaml())
+        if str(name)[:-5] in DATASETS:  # digits.yaml (DATA_NAME) and the other built-in sets, e.g. digits-hard.yaml
+            return str(digits_yaml(dataset=str(name)[:-5]))
     path = find_config(name)
     return str(path) if path else None
 
