@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 __all__ = [
+    "assert_autocast_close",
     "assert_names_free",
     "assert_prune_consistent",
     "fp16_forward",
@@ -74,6 +75,29 @@ def fp16_forward(make, c: int, mode: str, x: torch.Tensor) -> tuple[torch.Tensor
         except (RuntimeError, NotImplementedError) as e:  # e.g. "not implemented for 'Half'" on some CPU builds
             pytest.skip(f"float16 op not supported on CPU in this torch build: {e}")
         return y16, m32(x16.float())
+
+
+def assert_autocast_close(make, c: int, mode: str) -> None:
+    """Run a randomised block under CPU autocast (bfloat16, the CPU analogue of CUDA AMP training) and compare.
+
+    With and without autograd, on float32 and bfloat16 input: the output is finite and within bfloat16 precision
+    of the float32 block.
+
+    Args:
+        make (Callable[[int], nn.Module]): Block factory.
+        c (int): Channels.
+        mode (str): ``"train"`` or ``"eval"``.
+    """
+    m = getattr(randomise_(make(c), seed=6), mode)()
+    x = torch.randn(2, c, 20, 20)
+    with torch.no_grad():
+        ref = m(x)
+    for dtype in (torch.float32, torch.bfloat16):
+        for grad in (True, False):
+            with torch.set_grad_enabled(grad), torch.autocast("cpu", dtype=torch.bfloat16):
+                y = m(x.to(dtype))
+            assert y.shape == x.shape and torch.isfinite(y).all()
+            torch.testing.assert_close(y.detach().float(), ref, rtol=5e-2, atol=5e-2)
 
 
 def onnx_parity(block: nn.Module, x: torch.Tensor, path: Path, atol: float = 1e-5) -> float:

@@ -10,6 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from block_checks import (
     ONNX_WARNINGS,
+    assert_autocast_close,
     assert_names_free,
     assert_prune_consistent,
     fp16_forward,
@@ -167,6 +168,11 @@ def test_fp16(mode):
     # large activations: no overflow (the 7x7 logits reach ~1e4; fp16 rounding then moves individual gates, not NaN)
     y16, _ = fp16_forward(CBAMAttention, 64, mode, x * 50)
     assert torch.isfinite(y16).all()
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_autocast(mode):
+    assert_autocast_close(CBAMAttention, 64, mode)
 
 
 @pytest.mark.filterwarnings(*ONNX_WARNINGS)

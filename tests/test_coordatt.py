@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 from block_checks import (
     ONNX_WARNINGS,
+    assert_autocast_close,
     assert_names_free,
     assert_prune_consistent,
     fp16_forward,
@@ -128,6 +129,11 @@ def test_fp16(mode):
     torch.testing.assert_close(y16.float(), y32, rtol=1e-2, atol=5e-2)
     y16, _ = fp16_forward(CoordAtt, 64, mode, x * 50)  # large activations: no overflow
     assert torch.isfinite(y16).all()
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_autocast(mode):
+    assert_autocast_close(CoordAtt, 64, mode)
 
 
 @pytest.mark.filterwarnings(*ONNX_WARNINGS)

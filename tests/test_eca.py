@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 from block_checks import (
     ONNX_WARNINGS,
+    assert_autocast_close,
     assert_names_free,
     assert_prune_consistent,
     fp16_forward,
@@ -95,6 +96,11 @@ def test_fp16():
 def test_param_count_is_k(c):
     block = ECA(c)
     assert block.params == "k" and n_params(block) == block.k == paper_k(c)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_autocast(mode):
+    assert_autocast_close(ECA, 64, mode)
 
 
 @pytest.mark.filterwarnings(*ONNX_WARNINGS)

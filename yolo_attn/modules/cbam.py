@@ -110,7 +110,7 @@ class CBAMAttention(AttentionGate):
         xc = x * mc
         pooled = torch.cat((xc.mean(1, keepdim=True), xc.amax(1, keepdim=True)), 1)  # (B, 2, H, W)
         ms = self.bn(self.conv(pooled)).sigmoid_()
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or torch.result_type(mc, ms) != xc.dtype:  # (mixed dtypes under autocast)
             return mc * ms
         return torch.mul(mc, ms, out=xc)  # without autograd x' is no longer needed: its memory becomes the gate
 
