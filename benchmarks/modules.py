@@ -23,10 +23,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import random
 import statistics
 import time
-from collections.abc import Callable
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
@@ -36,6 +34,7 @@ from torchvision.ops import deform_conv2d  # noqa: E402
 from ultralytics.nn.tasks import DetectionModel  # noqa: E402
 
 import yolo_attn  # noqa: E402, F401 - registers the blocks and the fuse hook
+from yolo_attn.bench.timing import interleaved, ratio_summary  # noqa: E402
 from yolo_attn.modules import DAS, NAM, SE, SimAM  # noqa: E402
 from yolo_attn.modules.das import deform_conv2d_sampled  # noqa: E402
 from _results import write_json  # benchmarks/ is on sys.path when a script runs
@@ -68,37 +67,6 @@ def block_shapes(imgsz: int = 640) -> list[tuple[int, int, int]]:
     if any(s != first for s in found.values()):
         raise RuntimeError(f"the ready-made configs feed their blocks different shapes: {found}")
     return first
-
-
-def _timed(fn: Callable[[], object]) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
-
-
-def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
-    """Time each callable once per round, in a shuffled order, so that machine and allocator noise hit all alike.
-
-    The order changes every round: whatever follows a callable that frees large buffers (glibc then returns memory
-    to the system, and the next large allocation pays page faults) varies, and the median drops the unlucky rounds.
-
-    Args:
-        fns (dict): Name -> callable.
-        repeats (int): Timed rounds.
-        warmup (int): Untimed rounds first.
-
-    Returns:
-        (dict[str, list[float]]): Name -> seconds per round.
-    """
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times = {k: [] for k in fns}
-    rng = random.Random(0)
-    for _ in range(repeats):
-        for k in rng.sample(list(fns), len(fns)):
-            times[k].append(_timed(fns[k]))
-    return times
 
 
 def _stats(t: list[float], floor: list[float]) -> dict:
@@ -142,13 +110,13 @@ def bench_shape(c: int, h: int, w: int, batch: int, repeats: int) -> list[dict]:
             m.eval()
         fns = {"floor": lambda: x.clone(), "floor_out": lambda: out.copy_(x), "sigmoid": lambda: torch.sigmoid(x)}
         fns.update({k: (lambda m=m: m(x)) for k, m in blocks.items()})
-        ev = interleaved(fns, repeats)
+        ev = interleaved(fns, repeats, order="shuffle")
     xg = x.clone().requires_grad_()
     gy = torch.ones_like(x)
     trainable = {k: m.train() for k, m in blocks.items() if k != "NAM (fused)"}  # train() unfuses; same as NAM
     fns = {"floor": lambda: x.clone()}
     fns.update({k: (lambda m=m: m(xg).backward(gy)) for k, m in trainable.items()})
-    tr = interleaved(fns, repeats)
+    tr = interleaved(fns, repeats, order="shuffle")
     rows = []
     for k in blocks:
         row = {"block": k, "shape": [batch, c, h, w], "floor_ms": statistics.median(ev["floor"]) * 1e3,
@@ -176,8 +144,9 @@ def bench_models(repeats: int, imgsz: int = 640) -> list[dict]:
     for m in models.values():
         m.eval().fuse(verbose=False)
     with torch.inference_mode():
-        t = interleaved({k: (lambda m=m: m(x)) for k, m in models.items()}, repeats, warmup=2)
-    return [{"model": k, **_stats(v, t["yolov8n"])} for k, v in t.items()]
+        t = interleaved({k: (lambda m=m: m(x)) for k, m in models.items()}, repeats, warmup=2, order="shuffle")
+    return [{"model": k, **_stats(v, t["yolov8n"]), "ratio_interval": ratio_summary(v, t["yolov8n"])["interval"]}
+            for k, v in t.items()]
 
 
 def das_breakdown(c: int, h: int, w: int, repeats: int) -> dict:
@@ -209,7 +178,7 @@ def das_breakdown(c: int, h: int, w: int, repeats: int) -> dict:
             "LN_C+sigmoid": lambda: m._channel_layer_norm(g.clone()).sigmoid_(),
             "total": lambda: m(x),
         }
-        t = interleaved(fns, repeats)
+        t = interleaved(fns, repeats, order="shuffle")
     return {k: statistics.median(v) * 1e3 for k, v in t.items()}
 
 
@@ -263,9 +232,10 @@ def main() -> dict:
     if not args.no_models:
         res["models"] = bench_models(5 if args.quick else args.repeats)
         print("\nWhole model, 640 px, batch 1, eval, fused:\n")
-        print("| model | ms (spread) | ratio to yolov8n |\n|---|---:|---:|")
+        print("| model | ms (spread) | ratio to yolov8n [95% CI of the median] |\n|---|---:|---:|")
         for r in res["models"]:
-            print(f"| {r['model']} | {r['ms']:.1f} ({r['spread_pct']:.0f}%) | {r['ratio']:.3f} |")
+            ci = "[{:.3f}, {:.3f}]".format(*r["ratio_interval"]) if r["ratio_interval"] else "(too few rounds)"
+            print(f"| {r['model']} | {r['ms']:.1f} ({r['spread_pct']:.0f}%) | {r['ratio']:.3f} {ci} |")
 
     write_json(res, args.out)
     return res

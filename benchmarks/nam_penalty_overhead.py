@@ -23,6 +23,7 @@ from ultralytics.engine.trainer import BaseTrainer  # noqa: E402
 from ultralytics.nn.tasks import DetectionModel  # noqa: E402
 
 import yolo_attn  # noqa: E402, F401 - registers the blocks
+from yolo_attn.bench.timing import interleaved, ratio_summary, timed  # noqa: E402
 from yolo_attn.training.penalty import add_penalty_grad, penalized_parameters  # noqa: E402
 from _results import write_json  # benchmarks/ is on sys.path when a script runs
 
@@ -35,12 +36,6 @@ def _tensors(out) -> list[torch.Tensor]:
         return [out]
     items = out.values() if isinstance(out, dict) else out
     return [t for o in items for t in _tensors(o)]
-
-
-def _timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
 
 
 def main() -> dict:
@@ -70,18 +65,14 @@ def main() -> dict:
         out = model(x)  # training-mode head output: a dict (8.4) or a list of maps; nested lists flattened
         loss = sum(t.float().mean() for t in _tensors(out))
         loss.backward()
-        t = _timed(lambda: add_penalty_grad(params, 1e-4)) if penalty else 0.0
+        t = timed(lambda: add_penalty_grad(params, 1e-4)) if penalty else 0.0
         step()
         return t
 
-    for _ in range(2):  # warm-up
-        train_step(True)
-    plain, with_pen, pen_only = [], [], []
-    for _ in range(args.repeats):  # interleaved
-        plain.append(_timed(lambda: train_step(False)))
-        holder = []
-        with_pen.append(_timed(lambda: holder.append(train_step(True))))
-        pen_only.append(holder[0])
+    pen_only = []
+    times = interleaved({"plain": lambda: train_step(False), "penalty": lambda: pen_only.append(train_step(True))},
+                    args.repeats, warmup=2)  # rotated rounds: each goes first in every other round
+    plain, with_pen, pen_only = times["plain"], times["penalty"], pen_only[2:]  # drop the warm-up rounds' penalty times
     med = statistics.median
     res = {
         "model": "yolov8n-nam", "batch": args.batch, "imgsz": args.imgsz, "repeats": args.repeats, "scope": args.scope,
@@ -90,6 +81,7 @@ def main() -> dict:
         "penalty_over_step": med(pen_only) / med(plain),
         "step_ratio_with_over_without": med(with_pen) / med(plain),
         "step_ratio_spread": [min(w / p for w, p in zip(with_pen, plain)), max(w / p for w, p in zip(with_pen, plain))],
+        "step_ratio_interval": ratio_summary(with_pen, plain)["interval"],
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, torch {torch.__version__}",
         "date": time.strftime("%Y-%m-%d"),
     }
