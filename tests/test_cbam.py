@@ -142,7 +142,7 @@ def test_hidden_width_floor_as_se(c, rd):
 def test_param_count_formula(c, k):
     block = CBAMAttention(c, k=k)
     rd = block.rd
-    assert block.params == "2*C*rd + rd + C + 2*k^2 + 2"
+    assert block.params.startswith("2*C*rd + rd + C + 2*k^2 + 2,")
     assert n_params(block) == 2 * c * rd + rd + c + 2 * k**2 + 2
 
 

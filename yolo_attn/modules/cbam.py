@@ -61,7 +61,7 @@ class CBAMAttention(AttentionGate):
     )
     paper = "Woo et al., ECCV 2018, [arXiv 1807.06521](https://arxiv.org/abs/1807.06521)"
     formula = "y = x * Mc * Ms, Mc = sigmoid(MLP(avg x) + MLP(max x)), Ms = sigmoid(conv7x7([mean_C; max_C](Mc x)))"
-    params = "2*C*rd + rd + C + 2*k^2 + 2"
+    params = "2*C*rd + rd + C + 2*k^2 + 2, rd = C/r to a multiple of 8 (>= 8)"
     config_args = ()  # [] in generated configs: a leading 16 reads as a channel count on 16-channel rows
     fresh_gate = True
     prune_exact = False  # the channel-wise max over x' sees the removed channels' zeros
