@@ -7,11 +7,13 @@ import inspect
 import json
 import math
 import statistics
+import subprocess
 
 import cv2
 import pytest
 import torch
 import ultralytics
+from conftest import ROOT
 
 from yolo_attn import run_bench
 from yolo_attn.bench import (
@@ -273,3 +275,14 @@ def test_cli_bench_unknown_model(tiny_data, tmp_path):
     with pytest.raises(SystemExit, match=r"'nosuch\.yaml' could not be built.*yolo-attn list"):
         main(["bench", "models=[nosuch.yaml,yolov8n.yaml]", f"data={tiny_data}", f"out={tmp_path / 'b'}"])
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU machine the script runs the full checks")
+def test_gpu_checks_script_without_gpu(tmp_path, env_subprocess):
+    """scripts/gpu_checks.sh says there is no GPU, exits 0 and runs (and writes) nothing."""
+    out = tmp_path / "gpu-checks"
+    r = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_checks.sh"), str(out), "budget=1"], env=env_subprocess,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "no CUDA device here" in r.stdout and "nothing run" in r.stdout
+    assert not out.exists()
