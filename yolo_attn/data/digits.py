@@ -1,16 +1,24 @@
-"""Built-in default detection dataset: handwritten digits composited on procedural textures.
+"""Built-in detection datasets: handwritten digits composited on procedural backgrounds.
 
 Why it exists: the package must be trainable and testable offline, without downloading COCO8 or any other dataset.
 scikit-learn ships the UCI "Optical Recognition of Handwritten Digits" data (``sklearn.datasets.load_digits``:
 1797 grayscale 8x8 images, intensities 0..16, classes 0-9), so every detection example here is built from it.
 
+Two built-in sets (``DATASETS``), each a data YAML name that ``data=`` accepts:
+
+- ``digits.yaml`` (default, the ``cpu`` training preset): 10 classes, 800 / 100 images at 128 px, 1-3 digits of
+  25%..50% of the image side on plain backgrounds. Easy enough that YOLOv8n learns it from scratch in minutes on a
+  CPU, still a detection task: unseen handwriting, every digit class, several digits of varying size per image.
+- ``digits-hard.yaml`` (the ``gpu`` preset): 10 classes, 2048 / 512 images at 320 px, 1-4 digits of 12%..45% on
+  cluttered textures.
+
 How an image is made (all randomness from ``numpy.random.default_rng``, never the global RNG state):
 
-1. Background: a colour texture that differs per image, the sum of a low-frequency colour gradient (a 2x2..4x4 grid
-   of random colours, cubic-upscaled), blurred coloured noise, 0-3 random sinusoidal stripe patterns and a little
-   monochrome grain. Texture, not a flat colour, so a detector cannot find digits by simple thresholding.
-2. Digits: 1-4 per image, each at a side of 12%..45% of the image side (log-uniform, so small digits are as common
-   as large ones). The 8x8 intensity map is cubic-upscaled, sharpened into pen-like strokes by a smoothstep and
+1. Background: a low-frequency colour gradient (a 2x2..4x4 grid of random colours, cubic-upscaled) and a little
+   monochrome grain; the ``"rich"`` texture adds blurred coloured noise and 0-3 random sinusoidal stripe patterns, so
+   that a detector cannot find digits by simple thresholding or by "any edge is a digit".
+2. Digits: 1..``max_digits`` per image, of classes ``0..classes-1``, each at a side within ``scale`` of the image
+   side (log-uniform, so small digits are as common as large ones). The 8x8 intensity map is cubic-upscaled, sharpened into pen-like strokes by a smoothstep and
    used as alpha to blend a foreground colour chosen to contrast with the background under the digit. A placement
    whose box overlaps an already placed box with IoU > 0.1 is rejected and redrawn (scale and position) a bounded
    number of times; a digit that never fits is dropped (every image keeps at least its first digit).
@@ -18,14 +26,15 @@ How an image is made (all randomness from ``numpy.random.default_rng``, never th
    padded 8x8 square, in YOLO format ``cls cx cy w h`` normalised to [0, 1].
 
 Train and val draw their digits from disjoint, seeded subsets of the 1797 source images (80% / 20%), so the val split
-measures generalisation to unseen handwriting, not to unseen placements of seen digits.
+measures generalisation to unseen handwriting, not to unseen placements of seen digits. Fewer ``classes`` filter
+both subsets, which stay disjoint.
 
 Layout written under ``root``::
 
     images/{train,val}/000000.jpg   labels/{train,val}/000000.txt   digits.yaml   meta.json
 
 Generation is deterministic (same arguments -> byte-identical files; each image has its own seed stream, so a larger
-``n_train`` extends a smaller one) and takes about a second at the default size on 2 CPU cores. Bytes are identical
+``n_train`` extends a smaller one) and takes a few seconds for ``digits`` on 2 CPU cores. Bytes are identical
 for a given OpenCV/libjpeg build; another build may encode the same pixels into different JPEG bytes.
 """
 
