@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from pathlib import Path
 
@@ -11,15 +12,17 @@ import torch
 import torch.nn as nn
 import ultralytics
 import ultralytics.nn.tasks as tasks
-from conftest import CONFIGS, run_python
+import yaml
+from conftest import CONFIGS, KIT_BLOCKS, run_python
 from ultralytics import YOLO
 from ultralytics.nn.tasks import DetectionModel
 
 import yolo_attn
-from yolo_attn import BLOCKS, DAS, NAM, SE, SimAM
+from yolo_attn import BLOCKS
 from yolo_attn.integration.compat import UnsupportedUltralyticsError, check_ultralytics
 
-BLOCK_TYPES = (NAM, SimAM, SE, DAS)
+BLOCK_TYPES = tuple(cls for _, cls in KIT_BLOCKS)
+NAMES = [name for name, _ in KIT_BLOCKS]
 STOCK_V8 = Path(ultralytics.__file__).parent / "cfg" / "models" / "v8"
 
 
@@ -49,14 +52,8 @@ def input_channels(model: DetectionModel, imgsz: int = 64) -> dict[int, int]:
 
 
 def block_channels(block: nn.Module) -> int:
-    """Return the channel count a block was built for, from its own weights or attribute."""
-    if isinstance(block, NAM):
-        return block.bn.num_features
-    if isinstance(block, SE):
-        return block.fc1.in_channels
-    if isinstance(block, DAS):
-        return block.weight.shape[0]
-    return block.c
+    """Return the channel count a block was built for (a forward pass checks that its weights fit it)."""
+    return block.c1
 
 
 @pytest.mark.parametrize("cfg", CONFIGS)
@@ -92,7 +89,8 @@ def test_config_forward(cfg, scale, imgsz):
 
 @pytest.mark.parametrize("cfg", CONFIGS)
 def test_info_and_fuse(cfg):
-    """model.info() reports FLOPs (the FLOPs probe feeds uninitialised memory: DAS must survive it); fuse keeps outputs."""
+    """model.info() reports FLOPs (the FLOPs probe feeds uninitialised memory: every block survives it); fuse keeps
+    outputs."""
     torch.manual_seed(0)
     model = DetectionModel(f"yolov8n-{cfg}.yaml", verbose=False).eval()
     x = torch.rand(1, 3, 128, 128)
@@ -112,19 +110,24 @@ def _custom_yaml(rows_backbone: list, head: list) -> dict:
             "backbone": rows_backbone, "head": head}
 
 
+def _pick(i: int) -> str:
+    """The i-th registered kit block name (cycling), so the custom rows cover several kinds of block."""
+    return NAMES[i % len(NAMES)]
+
+
 BACKBONE = [
     [-1, 1, "Conv", [64, 3, 2]],  # 0 P1: 16 ch at n
     [-1, 1, "Conv", [128, 3, 2]],  # 1 P2: 32
     [-1, 1, "C2f", [128, True]],  # 2: 32
     [-1, 1, "Conv", [256, 3, 2]],  # 3 P3: 64
-    [2, 6, "SE", [4]],  # 4: from an earlier index, n=6 * depth 0.33 -> Sequential of 2 SE(32)
-    [-2, 1, "NAM", [True]],  # 5: negative index -> NAM(64) on layer 3
-    [4, 3, "SimAM", []],  # 6: 32 channels, n=3 (depth-scaled to 1 at n)
+    [2, 6, _pick(2), []],  # 4: from an earlier index, n=6 * depth 0.33 -> Sequential of 2 blocks (32)
+    [-2, 1, _pick(0), []],  # 5: negative index -> block(64) on layer 3
+    [4, 3, _pick(1), []],  # 6: 32 channels, n=3 (depth-scaled to 1 at n)
     [-1, 1, "Conv", [256, 3, 2]],  # 7 P3/8: 64
     [[-1, 5], 1, "Concat", [1]],  # 8: 64 + 64
-    [-1, 1, "DAS", [0.5]],  # 9: DAS(128)
+    [-1, 1, _pick(3), []],  # 9: block(128) after a Concat
     [-1, 1, "Conv", [512, 3, 2]],  # 10 P4/16: 128
-    [-1, 1, "DAS", []],  # 11: DAS(128)
+    [-1, 1, _pick(4), []],  # 11: block(128)
     [-1, 1, "Conv", [1024, 3, 2]],  # 12 P5/32: 256
 ]
 HEAD = [[[9, 11, 12], 1, "Detect", ["nc"]]]
@@ -137,33 +140,40 @@ def test_custom_rows_from_index_and_repeats(scale, widths):
     d["scale"] = scale
     model = DetectionModel(d, verbose=False)
     layers = model.model
-    assert isinstance(layers[4], nn.Sequential) and len(layers[4]) == 2 and all(isinstance(b, SE) for b in layers[4])
-    assert isinstance(layers[6], SimAM)  # n=3 * depth 0.33 rounds to 1
-    built = (block_channels(layers[4][0]), block_channels(layers[5]), layers[6].c, block_channels(layers[9]),
-             block_channels(layers[11]))
+    four = BLOCKS.get(_pick(2))
+    assert isinstance(layers[4], nn.Sequential) and len(layers[4]) == 2 and all(type(b) is four for b in layers[4])
+    assert type(layers[6]) is BLOCKS.get(_pick(1))  # n=3 * depth 0.33 rounds to 1
+    built = tuple(block_channels(b) for b in (layers[4][0], layers[5], layers[6], layers[9], layers[11]))
     assert built == widths
     seen = input_channels(model)
     assert all(seen[id(b)] == block_channels(b) for b in attention_layers(model))
     assert [m.f for m in layers][4:7] == [2, -2, 4]
-    assert model.model[-1].cv2[0][0].conv.in_channels == widths[3]  # Detect received the DAS width for P3
+    assert model.model[-1].cv2[0][0].conv.in_channels == widths[3]  # Detect received the block's width for P3
 
 
-@pytest.mark.parametrize(
-    "row,error,pattern",
-    [
-        ([-1, 1, "NAMM", []], KeyError, r"unknown module 'NAMM'.*Did you mean 'NAM'\?.*NAM, SimAM, SE, DAS"),
-        ([-1, 1, "simam", []], KeyError, r"Did you mean 'SimAM'\?"),
+def _bad_rows() -> list:
+    """Rows the parser must refuse, with the error type and a pattern of the message, built from the registry."""
+    first, second = KIT_BLOCKS[0], KIT_BLOCKS[1]
+    listed = re.escape(", ".join(BLOCKS.names()))
+    rows = [
+        ([-1, 1, first[0] + first[0][-1], []], KeyError, rf"unknown module '{first[0]}{first[0][-1]}'.*Did you mean "
+         rf"'{first[0]}'\?.*{listed}"),
+        ([-1, 1, second[0].lower(), []], KeyError, rf"Did you mean '{second[0]}'\?"),
         ([-1, 1, "C2F", [64]], KeyError, r"Did you mean 'C2f'\?"),
-        ([-1, 1, "SE", [0]], ValueError, r"row 2 .*SE: argument 'reduction' must be a number > 0"),
-        ([-1, 1, "DAS", [-1]], ValueError, r"row 2 .*DAS: argument 'alpha' must be a number > 0.0 and <= 1.0"),
-        ([-1, 1, "NAM", ["yes"]], ValueError, r"NAM: argument 'spatial' must be true or false"),
-        ([-1, 1, "SE", [16, 8, 3]], ValueError, r"row 2 .*SE takes the YAML arguments \[reduction=16, divisor=8\]"),
-        ([[-1, 0], 1, "NAM", []], ValueError, r"row 2 .*'from' must be one earlier layer.*Concat"),
-        ([5, 1, "NAM", []], ValueError, r"row 2 .*'from' must be one earlier layer: an index in \[-2, 1\]"),
-        ([-1, 0, "SimAM", []], ValueError, r"row 2 .*repeats must be an integer >= 1"),
-        ([-1, 1, "SE", 16], ValueError, r"row 2 .*args must be a list"),
-    ],
-)
+        ([[-1, 0], 1, first[0], []], ValueError, r"row 2 .*'from' must be one earlier layer.*Concat"),
+        ([5, 1, first[0], []], ValueError, r"row 2 .*'from' must be one earlier layer: an index in \[-2, 1\]"),
+        ([-1, 0, second[0], []], ValueError, r"row 2 .*repeats must be an integer >= 1"),
+        ([-1, 1, first[0], 16], ValueError, r"row 2 .*args must be a list"),
+    ]
+    for name, cls in KIT_BLOCKS:
+        if cls.args:  # a value of the wrong type for the first argument: names the row, block, argument and range
+            rows.append(([-1, 1, name, ["yes"]], ValueError, rf"row 2 .*{name}: argument '{cls.args[0].name}' must be"))
+        too_many = [*(a.default for a in cls.args), 3, 3]  # too many even if a leading value read as the channels
+        rows.append(([-1, 1, name, too_many], ValueError, rf"row 2 .*the arguments {re.escape(cls.signature())}"))
+    return rows
+
+
+@pytest.mark.parametrize("row,error,pattern", _bad_rows())
 def test_bad_rows_raise_clear_errors(row, error, pattern):
     """Misspelt names suggest the closest one and list the blocks; bad rows/arguments name the row and the fix."""
     d = _custom_yaml([[-1, 1, "Conv", [64, 3, 2]], [-1, 1, "Conv", [128, 3, 2]], row], [])
@@ -174,7 +184,8 @@ def test_bad_rows_raise_clear_errors(row, error, pattern):
 
 def test_register_idempotent_and_thread_safe():
     """register() from many threads at once leaves exactly one wrapper and one row class per block."""
-    before = {name: tasks.__dict__[name] for name in BLOCKS}
+    names = [*BLOCKS.names(), *BLOCKS.aliases()]
+    before = {name: tasks.__dict__[name] for name in names}
     wrapper = tasks.parse_model
     errors = []
 
@@ -191,8 +202,9 @@ def test_register_idempotent_and_thread_safe():
         t.join()
     assert not errors
     assert tasks.parse_model is wrapper and not hasattr(tasks.parse_model.__wrapped__, "__wrapped__")
-    assert all(tasks.__dict__[name] is before[name] for name in BLOCKS)
-    assert str(tasks.NAM)[8:-2] == "yolo_attn.modules.nam.NAM"  # how Ultralytics names the layer type
+    assert all(tasks.__dict__[name] is before[name] for name in names)
+    for name, cls in KIT_BLOCKS:  # how Ultralytics names the layer type: the block's import path
+        assert str(getattr(tasks, name))[8:-2] == f"{cls.__module__}.{cls.__qualname__}"
 
 
 def test_registering_a_user_block():
@@ -235,14 +247,15 @@ def test_version_guard():
 
 
 def test_configs_by_file_name(tmp_path, monkeypatch):
-    """'yolov8n-se.yaml' resolves from any directory through the Python API; a local file of that name wins."""
+    """'yolov8n-<block>.yaml' resolves from any directory through the Python API; a local file of that name wins."""
+    (a, _), (b, cls_b) = KIT_BLOCKS[0], KIT_BLOCKS[1]
     monkeypatch.chdir(tmp_path)
-    model = YOLO("yolov8n-se.yaml")
+    model = YOLO(f"yolov8n-{a.lower()}.yaml")
     assert len(attention_layers(model.model)) == 4 and model.model.yaml["scale"] == "n"
-    local = tmp_path / "yolov8-se.yaml"
-    text = (yolo_attn.cfg_dir() / "yolov8-se.yaml").read_text().replace("SE, [16]", "SimAM, []")
-    local.write_text(text)
-    assert all(isinstance(b, SimAM) for b in attention_layers(YOLO("yolov8n-se.yaml").model))
+    d = yaml.safe_load((yolo_attn.cfg_dir() / f"yolov8-{a.lower()}.yaml").read_text())
+    d["backbone"] = [[f, n, b, []] if m == a else [f, n, m, args] for f, n, m, args in d["backbone"]]
+    (tmp_path / f"yolov8-{a.lower()}.yaml").write_text(yaml.safe_dump(d))  # the local file: the other block
+    assert all(type(x) is cls_b for x in attention_layers(YOLO(f"yolov8n-{a.lower()}.yaml").model))
 
 
 def _stock_snapshot_code(out: Path, kit: bool) -> str:
