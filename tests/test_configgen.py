@@ -360,6 +360,6 @@ def test_cli_errors(tmp_path):
     """CLI errors are one line with the fix, not a traceback."""
     with pytest.raises(SystemExit, match="Did you mean 'NAM'"):
         main(["make-config", "base=yolov8.yaml", "block=NAMM", f"out={tmp_path / 'x.yaml'}"])
-    with pytest.raises(SystemExit, match="missing out; usage: base="):
+    with pytest.raises(SystemExit, match=r"missing out \(out=\.\.\. required\); usage: yolo-attn make-config base="):
         main(["make-config", "base=yolov8.yaml", "block=NAM"])
     assert not list(tmp_path.iterdir())

@@ -30,8 +30,8 @@ def parse_args(value: str) -> list:
     text = value.strip()
     try:
         parsed = read_yaml(text if text.startswith("[") else f"[{text}]")
-    except yaml.YAMLError as e:
-        raise ValueError(f"args: cannot parse {value!r} ({e}); write e.g. args=[16] or args=16,8") from None
+    except yaml.YAMLError:
+        raise ValueError(f"args: cannot parse {value!r} as a list; write e.g. args=[16] or args=16,8") from None
     if not isinstance(parsed, list):
         raise ValueError(f"args: expected a list such as [16], got {value!r}")
     out = []
