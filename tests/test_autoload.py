@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_python
+from conftest import KIT_BLOCKS, ROOT, run_python
 
 PTH = "yolo_attn_autoload.pth"
 HEAVY = ("torch", "ultralytics", "yolo_attn")  # what the hook must never import at start-up
+(YAML_BLOCK, _), (CKPT_BLOCK, _) = KIT_BLOCKS[0], KIT_BLOCKS[1]  # a block tried by YAML name, one by checkpoint
 
 
 def _canonical(name: str) -> str:
@@ -37,12 +38,12 @@ def hook_installed() -> None:
 
 @pytest.fixture(scope="module")
 def kit_checkpoint(tmp_path_factory) -> Path:
-    """An untrained YOLOv8n-SE checkpoint, as any kit training run saves it (pickles yolo_attn classes)."""
+    """An untrained kit YOLOv8n checkpoint, as any kit training run saves it (pickles yolo_attn classes)."""
     import yolo_attn  # noqa: F401 - registers the blocks
     from ultralytics import YOLO
 
-    path = tmp_path_factory.mktemp("ckpt") / "se.pt"
-    YOLO("yolov8n-se.yaml").save(path)
+    path = tmp_path_factory.mktemp("ckpt") / f"{CKPT_BLOCK.lower()}.pt"
+    YOLO(f"yolov8n-{CKPT_BLOCK.lower()}.yaml").save(path)
     return path
 
 
@@ -69,33 +70,33 @@ def test_ultralytics_import_loads_kit(hook_installed, kit_checkpoint, env_subpro
 import sys
 from ultralytics import YOLO
 assert 'yolo_attn' in sys.modules and not any(type(f).__name__ == 'AutoloadFinder' for f in sys.meta_path)
-for m in (YOLO('yolov8n-simam.yaml'), YOLO({str(kit_checkpoint)!r})):
+for m in (YOLO('yolov8n-{YAML_BLOCK.lower()}.yaml'), YOLO({str(kit_checkpoint)!r})):
     print(sorted({{type(x).__name__ for x in m.model.modules() if type(x).__module__.startswith('yolo_attn.')}}))
 """
     proc = run_python(code, env_subprocess, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.split("\n")[:2] == ["['SimAM']", "['SE']"], proc.stdout
+    assert proc.stdout.split("\n")[:2] == [f"['{YAML_BLOCK}']", f"['{CKPT_BLOCK}']"], proc.stdout
 
 
 def test_stock_yolo_train_with_kit_yaml(hook_installed, tiny_data, env_subprocess, tmp_path):
-    """`yolo train model=yolov8n-nam.yaml ...` (Ultralytics' command, no flag) trains a model with NAM blocks."""
-    args = ["train", "model=yolov8n-nam.yaml", f"data={tiny_data}", "epochs=1", "imgsz=64", "batch=8", "workers=0",
+    """`yolo train model=yolov8n-<block>.yaml ...` (Ultralytics' command, no flag) trains a model with kit blocks."""
+    args = ["train", f"model=yolov8n-{YAML_BLOCK.lower()}.yaml", f"data={tiny_data}", "epochs=1", "imgsz=64", "batch=8", "workers=0",
             "device=cpu", "plots=False", f"project={tmp_path}", "name=run"]
     proc = _yolo(args, env_subprocess, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     import torch
 
     model = torch.load(tmp_path / "run" / "weights" / "last.pt", map_location="cpu", weights_only=False)["model"]
-    assert sum(type(m).__name__ == "NAM" for m in model.modules()) == 4
+    assert sum(type(m).__name__ == YAML_BLOCK for m in model.modules()) == 4
 
 
 def test_switched_off_yolo_fails_with_parser_keyerror(hook_installed, tiny_data, env_subprocess, tmp_path):
     """With YOLO_ATTN_AUTOLOAD=0 the same command hits Ultralytics' own KeyError: the hook is what makes it work."""
-    args = ["train", f"model={ROOT / 'cfg' / 'yolov8n-nam.yaml'}", f"data={tiny_data}", "epochs=1", "imgsz=64",
+    args = ["train", f"model={ROOT / 'cfg' / f'yolov8n-{YAML_BLOCK.lower()}.yaml'}", f"data={tiny_data}", "epochs=1", "imgsz=64",
             "device=cpu", f"project={tmp_path}", "name=run"]
     proc = _yolo(args, dict(env_subprocess, YOLO_ATTN_AUTOLOAD="0"), tmp_path)
     assert proc.returncode != 0
-    assert proc.stderr.rstrip().splitlines()[-1] == "KeyError: 'NAM'", proc.stderr[-3000:]
+    assert proc.stderr.rstrip().splitlines()[-1] == f"KeyError: '{YAML_BLOCK}'", proc.stderr[-3000:]
     assert "yolo_attn" not in proc.stderr  # the kit's parser wrapper never ran
     assert not (tmp_path / "run" / "weights").exists()
 
@@ -110,13 +111,13 @@ from ultralytics import YOLO
 import ultralytics.nn.tasks  # a second import must not warn again
 assert len(YOLO('yolov8n.yaml').model.model) > 10
 try:
-    YOLO({str(ROOT / 'cfg' / 'yolov8n-se.yaml')!r})
+    YOLO({str(ROOT / 'cfg' / f'yolov8n-{CKPT_BLOCK.lower()}.yaml')!r})
 except KeyError as e:
     print('KeyError', e)
 """
     proc = run_python(code, env_subprocess, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip() == "KeyError 'SE'", proc.stdout
+    assert proc.stdout.strip() == f"KeyError '{CKPT_BLOCK}'", proc.stdout
     assert proc.stderr.count("RuntimeWarning: yolo-attn was not loaded with Ultralytics") == 1, proc.stderr
     assert "ultralytics 9.0.0 is installed" in proc.stderr and "YOLO_ATTN_AUTOLOAD=0" in proc.stderr
 

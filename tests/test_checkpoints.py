@@ -34,7 +34,7 @@ for ckpt in {ckpts!r}:
     env = dict(env_subprocess, ULTRALYTICS_SAFE_LOAD="1")
     proc = run_python("import yolo_attn\n" + load, env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.count("safe-loaded") == 4, proc.stdout
+    assert proc.stdout.count("safe-loaded") == len(CONFIGS), proc.stdout
     refused = run_python("import os; os.environ['YOLO_ATTN_AUTOREGISTER'] = '0'\nimport yolo_attn\n" + load, env, cwd=tmp_path)
-    assert refused.returncode == 0 and refused.stdout.count("refused") == 4, refused.stdout + refused.stderr[-2000:]
+    assert refused.returncode == 0 and refused.stdout.count("refused") == len(CONFIGS), refused.stdout + refused.stderr[-2000:]
     assert "outside the supported Ultralytics checkpoint format" in refused.stdout
