@@ -84,7 +84,7 @@ def test_names_and_aliases_do_not_shadow_ultralytics():
     theirs |= {n for n, v in vars(tasks).items() if not n.startswith("_") and not hasattr(v, "block")}
     taken = [w for w in block_words() if w in theirs and getattr(tasks, w, None) is not BLOCKS.get(w)]
     assert not taken, taken
-    assert tasks.CBAM.__module__.startswith("ultralytics")  # Ultralytics' CBAM is still its own
+    assert ult_modules.CBAM.__module__.startswith("ultralytics")  # Ultralytics' CBAM is still its own
 
 
 def test_every_block_follows_the_contract():

@@ -6,17 +6,17 @@ blocks preserve channels, so that bookkeeping is already right; what they lack i
 "row class" is placed in the parser's namespace: an ``nn.Module`` subclass (restricted loading only accepts those)
 whose ``__new__`` reads ``ch[f]`` from the running ``parse_model`` frame and returns the real block, so models hold
 only plain kit modules and pickle by their stable import paths. Every registered name and every alias the block
-declares (community spellings such as ``SEAttention``) gets a row class. ``parse_model`` itself is wrapped only to
-check rows up front and turn bad names and arguments into clear errors; it is never copied.
+declares (the community's spellings, on the class's ``aliases``) gets a row class. ``parse_model`` itself is wrapped
+only to check rows up front and turn bad names and arguments into clear errors; it is never copied.
 
 Two row conventions are in use. The kit's: the arguments after the input channels, which the parser fills in
-(``[-1, 1, SE, [16]]``). The community's, from hand-edited parsers that fill in nothing: the channel count first
-(``[-1, 1, SEAttention, [1024, 16]]``). A leading integer equal to the row's input channels, after width scaling
+(``[-1, 1, Block, [16]]``). The community's, from hand-edited parsers that fill in nothing: the channel count first
+(``[-1, 1, Block, [1024, 16]]``). A leading integer equal to the row's input channels, after width scaling
 (``ch[f]``) or as the YAML writes them (a multiple of 8, ``c``, with ``make_divisible(min(c, max_channels) * width,
 8) == ch[f]``, the parser's own rule, with the scale read from its running frame), is taken as that channel argument,
-dropped, and logged once.
-Anything else goes to the block's declared argument ranges, whose ``ValueError`` is raised naming the row, the
-argument and both conventions: a row never silently builds a different block than it means.
+dropped, and logged once. Anything else goes to the block's declared argument ranges, whose ``ValueError`` is
+raised naming the row, the argument and both conventions: a row never silently builds a different block than it
+means.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class UnknownModuleError(KeyError):
 
 
 class _RowMeta(type):
-    """Metaclass that makes a row class print as its block, so Ultralytics logs ``yolo_attn.modules.nam.NAM``."""
+    """Metaclass that makes a row class print as its block, so Ultralytics logs its import path (``yolo_attn...``)."""
 
     def __repr__(cls) -> str:
         block = cls.block  # type: ignore[attr-defined]
