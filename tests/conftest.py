@@ -30,6 +30,8 @@ KIT_BLOCKS = [(n, c) for n, c in BLOCKS.items() if c.__module__.startswith("yolo
 """The kit's registered blocks, ``(name, class)``, in registry order (blocks registered by tests excluded)."""
 CONFIGS = [n.lower() for n, _ in KIT_BLOCKS]
 """Config stem of each kit block: ``yolov8n-<stem>.yaml`` and the other ready-made configs."""
+CONFIG_BLOCKS = {n.lower(): n for n, _ in KIT_BLOCKS}
+"""Config stem -> registered block name."""
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONFIGS, run_python
+from conftest import CONFIG_BLOCKS, CONFIGS, run_python
 from ultralytics import YOLO
 
 
@@ -53,7 +53,7 @@ def test_train_python_api(cfg, tiny_data, tmp_path, env_subprocess):
     best = tmp_path / cfg / "weights" / "best.pt"
     assert best.is_file() and 0.0 <= metrics.box.map50 <= 1.0
     assert model.model.names == {i: str(i) for i in range(10)}  # nc/names came from the dataset
-    block = {"nam": "NAM", "simam": "SimAM", "se": "SE", "das": "DAS"}[cfg]
+    block = CONFIG_BLOCKS[cfg]
     _reload_and_compare(best, tmp_path, dict(env_subprocess, DATA_ROOT=str(tiny_data.parent)), block)
 
 
