@@ -40,6 +40,8 @@ def test_data(tmp_path, capsys):
         main(["data", "n_train"])
 
 
+FIRST = BLOCKS.names()[0]  # any registered block
+
 SPEC = (
     Option("model", text(), required=True),
     Option("n", integer(1, 10), 3),
@@ -136,7 +138,7 @@ def test_bench_takes_ultralytics_list_syntax():
          r"visualize: source must be an existing file or directory, got '/no/such\.jpg': it does not exist"),
         (["visualize", "model=yolov8n-nam.yaml", "source=.", "out=o", "alpha=2"],
          r"visualize: alpha must be a number in \[0, 1\], got '2'"),
-        (["make-config", "base=yolov8.yaml", "block=SE", "args=[0", "out=x.yaml"],
+        (["make-config", "base=yolov8.yaml", f"block={FIRST}", "args=[0", "out=x.yaml"],
          r"make-config: args must be a list of the block's arguments.*got '\[0': cannot parse"),
         (["make-config", "base=yolov8.yaml", "block=NAMM", "out=x.yaml"], r"make-config: Unknown attention block"),
         (["bench", "seeds=0,0"], r"bench: seeds must be distinct, got \[0, 0\]"),
@@ -158,7 +160,8 @@ BAD_INPUT = {  # one bad call per kit command, run as a user would (the first th
     "data": ["n_train=-5"],
     "bench": ["models=[yolov8n.yaml,yolov8n-se.yaml]", "seeds=0,0"],  # the list parses; the seeds are refused
     "list": ["all=true"],
-    "make-config": ["base=yolov8.yaml", "block=SE", "args=0", "out=x.yaml"],
+    "make-config": ["base=yolov8.yaml", f"block={FIRST}", f"args={[1] * (len(BLOCKS.get(FIRST).args) + 1)}".replace(" ", ""),
+                    "out=x.yaml"],  # one argument too many
     "visualize": ["model=corrupt.pt", "source=corrupt.pt", "out=maps"],  # a file that is not a checkpoint
     "prune": ["model=yolov8n.yaml", "ratio=0.3"],
 }
@@ -173,7 +176,7 @@ def test_bad_input_is_one_line_without_traceback(tmp_path, env_subprocess):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for cmd, args in BAD_INPUT.items()
     }  # concurrently: each pays the torch/Ultralytics import once
-    expected = {"saliency": "model", "data": "n_train", "bench": "seeds", "list": "'all'", "make-config": "reduction",
+    expected = {"saliency": "model", "data": "n_train", "bench": "seeds", "list": "'all'", "make-config": "too many",
                 "visualize": "model", "prune": "missing out"}
     for cmd, proc in procs.items():
         out, err = proc.communicate(timeout=300)

@@ -36,7 +36,7 @@ def test_absolute_and_inputs():
 @pytest.mark.parametrize(
     "i, f, match",
     [
-        (3, 3, r"row 3: 'from' 3 does not refer to an earlier row: each reference must be an index in \[-3, 2\]"),
+        (3, 3, r"row 3: 'from' 3 does not refer to an earlier row: each must be an index in \[-3, 2\]"),
         (3, -4, "does not refer to an earlier row"),
         (0, 0, r"row 0: .* \[-1, -1\]"),  # row 0 reads only the image
         (0, -2, "does not refer to an earlier row"),

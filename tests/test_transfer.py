@@ -20,6 +20,7 @@ from yolo_attn import WeightTransferError, transfer_weights
 from yolo_attn.integration import transfer
 
 IMGSZ = 64
+WITH_WEIGHTS = [n.lower() for n, cls in yolo_attn.BLOCKS.items() if list(cls(16).parameters())]  # config suffixes
 TRAIN = dict(epochs=1, imgsz=IMGSZ, batch=8, workers=0, device="cpu", plots=False, exist_ok=True, seed=0, val=False)
 
 
@@ -146,21 +147,23 @@ def test_other_base_is_refused():
 
 
 def test_kit_rows_of_the_source_map_when_they_line_up(stock_pt):
-    """An SE checkpoint: into yolov8n-se everything transfers; into yolov8n-nam the SE tensors are unused and NAM
-    keeps its own; into stock yolov8n all stock tensors land (no half load by index)."""
-    se = _variant("se")
-    transfer_weights(se, stock_pt, verbose=False)
+    """A checkpoint with one block's rows: into the same variant everything transfers; into another block's variant
+    the checkpoint's block tensors are unused and the target's keep their own; into stock yolov8n all stock tensors
+    land (no half load by index)."""
+    one, other = WITH_WEIGHTS[:2]
+    src = _variant(one)
+    transfer_weights(src, stock_pt, verbose=False)
     with torch.no_grad():
-        for p in se.model[6].parameters():
-            p.add_(1.0)  # make the SE rows distinguishable from a fresh SE
-    same = transfer_weights(_variant("se"), {"model": se}, verbose=False)
+        for p in src.model[6].parameters():
+            p.add_(1.0)  # make the attention rows distinguishable from a fresh block
+    same = transfer_weights(_variant(one), {"model": src}, verbose=False)
     assert same.transferred == same.target_total == same.source_total and same.attention_rows == []
-    nam = _variant("nam")
-    cross = transfer_weights(nam, se, verbose=False)
-    assert cross.transferred == 355 and cross.unused == _attention_keys(se)
-    assert cross.not_transferred == _attention_keys(nam)
+    target = _variant(other)
+    cross = transfer_weights(target, src, verbose=False)
+    assert cross.transferred == 355 and cross.unused == _attention_keys(src)
+    assert cross.not_transferred == _attention_keys(target)
     stock = DetectionModel("yolov8n.yaml", nc=10, verbose=False)
-    stock.load(se)  # through the hook: a kit row on the source side
+    stock.load(src)  # through the hook: a kit row on the source side
     stock_ref, _ = load_checkpoint(stock_pt)
     assert all(torch.equal(v, stock_ref.state_dict()[k]) for k, v in stock.state_dict().items())
 
@@ -199,7 +202,7 @@ def test_map_layers_and_transfer_leave_the_source_alone():
         for p in source.parameters():
             p.add_(torch.rand_like(p))  # distinguishable from any fresh initialisation
     source.half()
-    target = _variant("se")
+    target = _variant(WITH_WEIGHTS[0])
     before_s, before_t = _snapshot(source), _snapshot(target)
     plan = transfer.map_layers(source, target)
     assert _unchanged(source, before_s) and _unchanged(target, before_t)

@@ -3,10 +3,10 @@
     yolo-attn train model=yolov8n-nam.yaml data=digits.yaml epochs=10 imgsz=160   # any `yolo` mode/syntax
     yolo-attn list                                                                # blocks and ready-made configs
     yolo-attn data [root=DIR] [dataset=digits] [n_train=N] [n_val=N] [imgsz=N] [seed=0]  # write a built-in dataset
-    yolo-attn saliency model=best.pt [threshold=0.01]                             # NAM channel saliency report
+    yolo-attn saliency model=best.pt [threshold=0.01]                             # channel saliency report
     yolo-attn bench [models=[a.yaml,b.yaml]] [seeds=0,1,2] [budget=MIN] [epochs=N] [out=bench]  # `bench help`
     yolo-attn visualize model=best.pt source=img.jpg out=DIR [imgsz=640] [alpha=0.5] [tile=256]  # attention maps
-    yolo-attn make-config base=yolov8-seg.yaml block=NAM at=backbone|neck|all|2,4 [args=[...]] out=FILE  # config
+    yolo-attn make-config base=yolov8-seg.yaml block=NAME at=backbone|neck|all|2,4 [args=[...]] out=FILE  # config
     yolo-attn prune model=best.pt ratio=0.3 out=pruned.pt [round=8] [min_channels=8] [imgsz=640]  # slim channels
 
 Every kit command takes Ultralytics-style ``key=value`` options (lists as ``a,b`` or ``[a,b]``), parsed in one place
@@ -323,7 +323,8 @@ def _help(command: str, options: Sequence[Any], summary: str) -> str:
     for o in options:
         if getattr(o, "cli", True):
             default = getattr(o, "default", None)
-            need = " (required)" if getattr(o, "required", False) else "" if default is None else f" (default: {default})"
+            need = f" (default: {default})" if default is not None else ""
+            need = " (required)" if getattr(o, "required", False) else need
             lines.append(f"  {o.name:<14} {getattr(o, 'help', '') or _what(o)}{need}")
     return "\n".join(lines)
 
@@ -472,7 +473,7 @@ def cmd_make_config(args: list[str]) -> None:
                help="the block's YAML arguments (default: its generated-config default)"),
         Option("out", text(), required=True, help="the YAML file to write"),
     )
-    usage = "base=yolov8-seg.yaml block=NAM at=backbone|neck|all|2,4 [args=[...]] out=FILE.yaml"
+    usage = "base=yolov8-seg.yaml block=NAME at=backbone|neck|all|2,4 [args=[...]] out=FILE.yaml (NAME: yolo-attn list)"
     kw = _parse("make-config", options, args, usage, "generate a model config with attention rows")
     if kw is None:
         return

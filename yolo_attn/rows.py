@@ -77,7 +77,7 @@ def inputs(i: int, f: object, single: bool = False) -> list[int]:
             raise ValueError(f"row {i}: 'from' must be an integer or a list of integers, got {f!r}")
         j = absolute(i, ref)
         if not (ref == -1 if i == 0 else 0 <= j < i):
-            raise ValueError(f"row {i}: 'from' {f!r} does not refer to an earlier row: each reference must be {earlier}")
+            raise ValueError(f"row {i}: 'from' {f!r} does not refer to an earlier row: each must be {earlier}")
         out.append(j)
     return out
 

@@ -1,7 +1,7 @@
 """Config generator: a model YAML plus attention rows, with every ``from`` index rewritten for the inserted rows.
 
-    make_config("yolov8-seg.yaml", "NAM", at="backbone", out="yolov8-seg-nam.yaml")
-    yolo-attn make-config base=yolov8-seg.yaml block=NAM at=backbone out=yolov8-seg-nam.yaml
+    make_config("yolov8-seg.yaml", block, at="backbone", out=f"yolov8-seg-{block.lower()}.yaml")  # block: a name
+    yolo-attn make-config base=yolov8-seg.yaml block=NAME at=backbone out=yolov8-seg-name.yaml   # yolo-attn list
 
 A row inserted after layer ``k`` is ``[-1, 1, BLOCK, args]``: it refines ``k``'s output, so every later row that read
 ``k`` (through ``-1``, a negative offset, an absolute index, a Concat list or the head's input list) reads the

@@ -273,7 +273,7 @@ def _report(target: nn.Module, source: nn.Module, plan: dict[int, int], registry
 
 
 def _source_module(weights: object) -> nn.Module | None:
-    """Return the model a ``load`` argument stands for: EMA first in checkpoint dicts, as Ultralytics does."""
+    """Return the model a ``load`` argument stands for: a checkpoint dict's ``ema`` model first, as Ultralytics does."""
     if isinstance(weights, dict):
         weights = weights.get("ema") or weights.get("model")
     return weights if isinstance(weights, nn.Module) else None
@@ -319,8 +319,8 @@ def transfer_weights(target: nn.Module, source: object, verbose: bool = True,
 
     Args:
         target (nn.Module): The model to load into: an Ultralytics ``BaseModel`` or a ``YOLO`` object.
-        source (str | Path | dict | nn.Module): A ``.pt`` path, a checkpoint dict (its EMA first, else its model), a
-            model or a ``YOLO`` object.
+        source (str | Path | dict | nn.Module): A ``.pt`` path, a checkpoint dict (its ``ema`` model first, else
+            ``model``), a model or a ``YOLO`` object.
         verbose (bool): Log the one-line summary through Ultralytics' LOGGER.
         registry (Registry): The registered blocks (the attention rows).
 
