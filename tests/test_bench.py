@@ -22,6 +22,7 @@ from yolo_attn.bench import (
     check_settings,
     default_models,
     estimate_train_s,
+    measure_latency,
     median_interval,
     paired_difference,
     parse_cli,
@@ -177,6 +178,21 @@ def test_interleaved_rotates_and_ratios_are_per_round():
     assert all(len(v) == 6 for v in times.values())
     summary = ratio_summary([2.0, 4.0, 6.0], [1.0, 2.0, 2.0])
     assert summary["per_round"] == [2.0, 2.0, 3.0] and summary["median"] == 2.0
+
+
+@pytest.mark.parametrize("target", [1e9, 0.0])
+def test_latency_rounds_automatic(target):
+    """Without a fixed count, rounds run in whole rotations: at least MIN_ROUNDS, then more until every interval is
+    within the target (a huge one: at once) or MAX_ROUNDS are done (a zero target is never met)."""
+    from yolo_attn.bench.measure import MAX_ROUNDS, MIN_ROUNDS, ROUND_BLOCK
+
+    models = {k: torch.nn.Conv2d(3, 4, 1).eval() for k in "abc"}
+    res = measure_latency(models, imgsz=32, repeats=None, warmup=0, target=target)
+    n = len(res["a"]["ms"]["per_round"])
+    assert n % 3 == 0 and all(len(r["ratio"]["per_round"]) == n for r in res.values())
+    floor = MIN_ROUNDS if target else MAX_ROUNDS
+    assert floor <= n < floor + ROUND_BLOCK + 3
+    assert len(measure_latency(models, imgsz=32, repeats=7, warmup=0, target=0.0)["b"]["ms"]["per_round"]) == 7
 
 
 # ------------------------------------------------------------------------------------- options, presets, models

@@ -25,6 +25,7 @@ in ``benchmarks/``), ``stats`` (intervals), ``measure`` (latency, FLOPs, trainin
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -32,7 +33,9 @@ from typing import Any
 
 from .measure import (
     AA_SUFFIX,
+    LATENCY_TARGET,
     MAX_EPOCHS,
+    MIN_ROUNDS,
     count_gflops,
     estimate_train_s,
     measure_latency,
@@ -42,6 +45,7 @@ from .measure import (
     resolve_data,
     say,
     train_all,
+    widest_interval,
 )
 from .options import (
     OPTIONS,
@@ -109,7 +113,8 @@ def run_bench(*args: Any, **kwargs: Any) -> dict:
     say(f"yolo-attn bench: {len(s.models)} models x {len(s.seeds)} seeds, training on {s.device} ({s.preset} preset); "
         f"{env['cpu']}, {env['torch_threads']} torch threads")
     data_yaml, nc = resolve_data(s)
-    say(f"[latency] {s.latency_repeats} interleaved rounds of batch-1 {s.latency_imgsz} px CPU passes, "
+    rounds = s.latency_repeats or f"{MIN_ROUNDS}+ (until every interval is within ±{LATENCY_TARGET:g})"
+    say(f"[latency] {rounds} interleaved rounds of batch-1 {s.latency_imgsz} px CPU passes, "
         f"{len(s.models)} models and an A/A copy of {s.models[0]}")
     static, latency = profile_models(s, nc)
     latency_s = time.perf_counter() - t0
@@ -121,6 +126,7 @@ def run_bench(*args: Any, **kwargs: Any) -> dict:
     say(f"[plan] {len(s.models) * len(s.seeds)} runs x {n_epochs} epochs, imgsz {s.imgsz}, batch {s.batch}, "
         f"data {data_yaml}" + (f"; about {estimate / 60:.1f} min of training" if estimate else ""))
     runs = train_all(s, data_yaml, n_epochs, estimate)
+    widest = widest_interval([v["ratio"] for v in list(latency.values())[1:]])
     total_s = time.perf_counter() - t0
     settings = {**asdict(s), "out": str(s.out), "data": data_yaml, "epochs": n_epochs,
                 "epochs_cap": (s.epochs or MAX_EPOCHS) if s.budget else None}
@@ -137,6 +143,8 @@ def run_bench(*args: Any, **kwargs: Any) -> dict:
         "nc": nc,
         "t_critical": t_critical(len(s.seeds) - 1) if len(s.seeds) > 1 else None,
         "pairing": pairing(runs),
+        "latency": {"rounds": len(latency[aa]["ms"]["per_round"]), "target": None if s.latency_repeats else
+                    LATENCY_TARGET, "widest": widest if math.isfinite(widest) else None},
         "aa": {"model": aa, "latency_ms": latency[aa]["ms"], "latency_ratio": latency[aa]["ratio"]},
         "models": model_rows(s.models, static, latency, runs),
     }

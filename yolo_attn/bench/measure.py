@@ -21,7 +21,7 @@ import shutil
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -32,6 +32,7 @@ from .timing import interleaved, quartiles, ratio_summary
 
 __all__ = [
     "AA_SUFFIX",
+    "LATENCY_TARGET",
     "MAX_EPOCHS",
     "count_gflops",
     "estimate_train_s",
@@ -43,11 +44,16 @@ __all__ = [
     "resolve_data",
     "say",
     "train_all",
+    "widest_interval",
 ]
 
 MAX_EPOCHS = 300  # cap on the epochs a budget may buy when no epochs= cap is given
 BUDGET_SHARE = 0.97  # share of the remaining budget planned for training; the rest absorbs timing jitter
 AA_SUFFIX = " (A/A copy)"  # latency name of the first model's second copy
+# Automatic latency rounds: at least MIN_ROUNDS, then blocks of about ROUND_BLOCK until every ratio's 95% interval is
+# within LATENCY_TARGET of its median, a third of the tightest goal margin (NAM and SE at most 1.03x stock)
+LATENCY_TARGET = 0.01
+MIN_ROUNDS, ROUND_BLOCK, MAX_ROUNDS = 50, 25, 400
 
 
 def say(message: str) -> None:
@@ -142,22 +148,47 @@ def count_gflops(model: nn.Module, imgsz: int = 640) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def measure_latency(models: dict[str, nn.Module], imgsz: int = 640, repeats: int = 100, warmup: int = 2) -> dict:
+def widest_interval(ratios: Sequence[dict]) -> float:
+    """Return the largest distance from a ratio's median to an end of its interval (inf when one has no interval).
+
+    Args:
+        ratios (Sequence[dict]): Ratio summaries (``ratio_summary``) of the models compared with the reference.
+
+    Returns:
+        (float): The widest half-width; 0 for no ratios.
+    """
+    widths = [max(r["median"] - r["interval"][0], r["interval"][1] - r["median"]) if r["interval"] else math.inf
+              for r in ratios]
+    return max(widths, default=0.0)
+
+
+def measure_latency(models: dict[str, nn.Module], imgsz: int = 640, repeats: int | None = None, warmup: int = 2,
+                    target: float = LATENCY_TARGET) -> dict:
     """Time batch-1 CPU forward passes of several models in interleaved rounds.
 
     Args:
         models (dict[str, nn.Module]): Name -> model (eval mode, on the CPU); the first is the reference.
         imgsz (int): Square input side.
-        repeats (int): Rounds; each runs every model once, the order rotated by one model per round.
+        repeats (int, optional): Rounds; each runs every model once, the order rotated by one model per round. None:
+            at least ``MIN_ROUNDS``, then more until every ratio's 95% interval lies within ``target`` of its median
+            (or ``MAX_ROUNDS`` are done).
         warmup (int): Untimed passes per model before the first round.
+        target (float): Interval half-width that ends an automatic measurement.
 
     Returns:
         (dict): Per name: ``ms`` (median, q25, q75, ``per_round``) and ``ratio`` (median, q25, q75, the median's
             95% ``interval`` and its ``coverage``, ``per_round``: time / the reference's time in the same round).
     """
     x = torch.rand(1, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(0))
+    fns = {n: (lambda m=m: m(x)) for n, m in models.items()}
+    step = len(fns) * math.ceil(ROUND_BLOCK / len(fns))  # whole rotations, so every model takes every position
     with torch.inference_mode():
-        times = interleaved({n: (lambda m=m: m(x)) for n, m in models.items()}, repeats, warmup=warmup)
+        times = interleaved(fns, repeats or step * math.ceil(MIN_ROUNDS / step), warmup=warmup)
+        while repeats is None and len(times[next(iter(fns))]) < MAX_ROUNDS and widest_interval(
+            [ratio_summary(t, times[next(iter(fns))]) for t in list(times.values())[1:]]
+        ) > target:
+            more = interleaved(fns, step, warmup=0, start=len(times[next(iter(fns))]))
+            times = {n: times[n] + more[n] for n in fns}
     ref = times[next(iter(models))]
     ms = {n: [t * 1e3 for t in v] for n, v in times.items()}
     return {n: {"ms": {**quartiles(ms[n]), "per_round": ms[n]}, "ratio": ratio_summary(t, ref)}

@@ -250,8 +250,9 @@ OPTIONS: tuple[Option, ...] = (
            "a device"),
     Option("latency_imgsz", int, 640, lambda v: _int("latency_imgsz", v, 32, multiple=32),
            "input side for latency, parameters and GFLOPs", "an integer"),
-    Option("latency_repeats", int, 100, lambda v: _int("latency_repeats", v, 1),
-           "interleaved latency rounds (each runs every model and the A/A copy once)", "an integer"),
+    Option("latency_repeats", int, None, _optional(lambda v: _int("latency_repeats", v, 1)),
+           "interleaved latency rounds, each running every model and the A/A copy once (default: at least 50, then "
+           "more, up to 400, until every ratio's 95% interval is within ±0.01)", "an integer"),
     Option("out", str, "bench", _path,
            "directory for bench.md/json/png (replaced) and the training runs (runs/)", "a directory"),
     Option("verbose", _flag, False, lambda v: bool(v), "show Ultralytics' per-epoch training output",

@@ -121,7 +121,15 @@ def _diff_cell(d: dict | None) -> str:
 def _header(result: dict) -> list[str]:
     """The lines above the table: when, where, how, and how to read it."""
     env, st, ref = result["environment"], result["settings"], result["settings"]["models"][0]
-    n, rounds = len(st["seeds"]), st["latency_repeats"]
+    n, lat = len(st["seeds"]), result["latency"]
+    if lat["target"] is None:
+        rounds = f"{lat['rounds']} (fixed)"
+    elif lat["widest"] is not None and lat["widest"] <= lat["target"]:
+        rounds = f"{lat['rounds']} (automatic: until every interval was within ±{lat['target']:g} of its median)"
+    else:
+        widest = "unknown" if lat["widest"] is None else f"±{lat['widest']:.3f}"
+        rounds = (f"{lat['rounds']} (automatic, stopped at the cap before every interval was within "
+                  f"±{lat['target']:g}: widest {widest}; the machine was noisy)")
     t = f" (t = {result['t_critical']:.3f} for {n - 1} degrees of freedom)" if result.get("t_critical") else ""
     same = {True: "checked: every model of a seed had the same loader seed",
             False: "WARNING: the loader seeds of one seed differ between models, so the pairing is not exact",
@@ -141,8 +149,8 @@ def _header(result: dict) -> list[str]:
         f"- Accuracy difference: model - {ref} in the same seed (runs of one seed see the same data order; {same}), "
         f"mean over {n} seeds with its {CONFIDENCE:.0%} t interval over seeds [low, high]{t}; "
         f"'{NO_DIFFERENCE}' when the interval contains 0.",
-        f"- Latency: CPU, batch 1, {st['latency_imgsz']}x{st['latency_imgsz']}, fused eval models, {rounds} "
-        f"interleaved rounds; ratio = median over rounds of (model / {ref} in the same round) with the "
+        f"- Latency: CPU, batch 1, {st['latency_imgsz']}x{st['latency_imgsz']}, fused eval models, "
+        f"interleaved rounds: {rounds}; ratio = median over rounds of (model / {ref} in the same round) with the "
         f"{CONFIDENCE:.0%} order-statistics interval of that median [low, high]. The A/A row is a second copy of "
         f"{ref} timed in the same rounds: its distance from 1 is the noise floor of these ratios. Parameters and "
         f"GFLOPs at {st['latency_imgsz']}, {result['nc']} classes.",

@@ -26,7 +26,7 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 def interleaved(fns: Mapping[str, Callable[[], object]], repeats: int, warmup: int = 1, order: str = "rotate",
-                seed: int = 0) -> dict[str, list[float]]:
+                seed: int = 0, start: int = 0) -> dict[str, list[float]]:
     """Time each callable once per round, in an order that changes every round.
 
     Args:
@@ -37,6 +37,7 @@ def interleaved(fns: Mapping[str, Callable[[], object]], repeats: int, warmup: i
             often; ``"shuffle"``: a seeded random order per round, so what follows a callable that frees large buffers
             varies too.
         seed (int): Seed of the ``"shuffle"`` order.
+        start (int): Index of the first round, to continue a rotation across calls.
 
     Returns:
         (dict[str, list[float]]): Name -> seconds per round, in round order.
@@ -49,7 +50,7 @@ def interleaved(fns: Mapping[str, Callable[[], object]], repeats: int, warmup: i
             fn()
     rng = random.Random(seed)
     times: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(repeats):
+    for r in range(start, start + repeats):
         turn = names[r % len(names):] + names[: r % len(names)] if order == "rotate" else rng.sample(names, len(names))
         for name in turn:
             times[name].append(timed(fns[name]))
