@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from ..registry import BLOCKS
 from .base import Arg, AttentionGate, slice_conv2d, slice_norm, slice_param
 
-__all__ = ["DAS", "deform_conv2d_nhwc", "deform_conv2d_sampled"]
+__all__ = ["DAS", "deform_conv2d_nhwc", "deform_conv2d_sampled", "deform_gather"]
 
 
 _PAD = 2  # zero border of the gather table: corners clamped into it read zeros
@@ -81,14 +81,15 @@ def _bilinear_taps(offset: torch.Tensor, hh: int, ww: int, k: int) -> tuple[torc
     wp, rows = ww + 2 * _PAD, (hh + 2 * _PAD) * (ww + 2 * _PAD)
     # float32 holds every integer below 2^24 exactly: beyond that (maps over ~4000 px) the row index needs float64
     pdt = offset.dtype if rows < 2**24 else torch.float64
-    base = torch.floor(offset.detach()).to(pdt).add_(_grid(hh, ww, k, pdt, offset.device))
+    fl = torch.floor(offset.detach())
+    base = fl.to(pdt) + _grid(hh, ww, k, pdt, offset.device)
     base[..., 0].clamp_(0, hh + 2 * _PAD - 2)  # both corners stay inside the padded table
     base[..., 1].clamp_(0, ww + 2 * _PAD - 2)
     row = torch.add(base[..., 1], base[..., 0], alpha=wp).to(torch.int32 if b * rows < 2**31 else torch.int64)
     if b > 1:
         row += torch.arange(b, device=row.device, dtype=row.dtype).view(b, 1, 1, 1) * rows
     idx = torch.stack((row, row + 1, row + wp, row + (wp + 1)), -1).view(-1, 4)
-    frac = offset - torch.floor(offset.detach())  # the gradient reaches the offsets through the weights
+    frac = offset - fl  # the gradient reaches the offsets through the weights
     ly, lx = frac[..., 0], frac[..., 1]
     w11 = ly * lx
     w01, w10 = lx - w11, ly - w11
@@ -96,18 +97,36 @@ def _bilinear_taps(offset: torch.Tensor, hh: int, ww: int, k: int) -> tuple[torc
     return idx, torch.stack((w00, w01, w10, w11), -1).view(-1, 4)
 
 
+def deform_gather(h: torch.Tensor, offset: torch.Tensor, k: int) -> torch.Tensor:
+    """The k*k bilinear samples of every pixel that a deformable convolution weighs, channels-last.
+
+    Output pixel (y, x), kernel point (i, j) samples ``h`` bilinearly at ``(y + i - k//2 + dy, x + j - k//2 + dx)``
+    with (dy, dx) the offset pair of that point (torchvision's layout: pairs per kernel point, row-major), zero
+    outside the map, as torchvision's ``deform_conv2d``. One ``embedding_bag`` call sums the four weighted corners.
+
+    Args:
+        h (torch.Tensor): Input of shape (B, H, W, Ch), float32 or float64, contiguous.
+        offset (torch.Tensor): Offsets of shape (B, H, W, k*k, 2), finite, dtype of ``h``.
+        k (int): Kernel size (odd).
+
+    Returns:
+        (torch.Tensor): Samples of shape (B * H * W * k*k, Ch), rows in (B, H, W, kernel point) order.
+    """
+    b, hh, ww, ch = h.shape
+    table = F.pad(h, (0, 0, _PAD, _PAD, _PAD, _PAD))  # (B, H+4, W+4, Ch)
+    idx, w = _bilinear_taps(offset.contiguous(), hh, ww, k)
+    return F.embedding_bag(idx, table.view(-1, ch), per_sample_weights=w, mode="sum")
+
+
 def deform_conv2d_nhwc(
     h: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
 ) -> torch.Tensor:
     """Deformable convolution (stride 1, "same" padding, one offset group, no mask) on channels-last tensors.
 
-    Output pixel (y, x), kernel point (i, j) samples ``h`` bilinearly at ``(y + i - k//2 + dy, x + j - k//2 + dx)``
-    with (dy, dx) the offset pair of that point (torchvision's layout: pairs per kernel point, row-major), zero
-    outside the map; the k*k samples of each channel are then weighted and summed by ``weight`` as in torchvision's
-    ``deform_conv2d``. Gather: one ``embedding_bag`` (four weighted corners per sample); weights: one ``addmm``.
+    The samples of :func:`deform_gather`, weighted and summed by ``weight`` in one ``addmm``.
 
     Args:
-        h (torch.Tensor): Input of shape (B, H, W, Ch), float32 or float64.
+        h (torch.Tensor): Input of shape (B, H, W, Ch), float32 or float64, contiguous.
         offset (torch.Tensor): Offsets of shape (B, H, W, k*k, 2), finite, dtype of ``h``.
         weight (torch.Tensor): Weight of shape (C, Ch, k, k), k odd.
         bias (torch.Tensor): Bias of shape (C,).
@@ -117,9 +136,7 @@ def deform_conv2d_nhwc(
     """
     b, hh, ww, ch = h.shape
     c, k = weight.shape[0], weight.shape[-1]
-    table = F.pad(h, (0, 0, _PAD, _PAD, _PAD, _PAD))  # (B, H+4, W+4, Ch)
-    idx, w = _bilinear_taps(offset.contiguous(), hh, ww, k)
-    cols = F.embedding_bag(idx, table.reshape(-1, ch), per_sample_weights=w, mode="sum")  # (B*H*W*kk, Ch)
+    cols = deform_gather(h, offset, k)
     wmat = weight.permute(0, 2, 3, 1).reshape(c, k * k * ch)  # columns in (kernel point, channel) order, as cols
     return torch.addmm(bias, cols.view(b * hh * ww, k * k * ch), wmat.t())
 
@@ -218,28 +235,36 @@ class DAS(AttentionGate):
             x (torch.Tensor): Input of shape (B, C, H, W).
 
         Returns:
-            (torch.Tensor): Gate of shape (B, C, H, W), dtype of ``x`` (channels-last in memory on the CPU path).
+            (torch.Tensor): Gate of shape (B, C, H, W), dtype of ``x``.
         """
         if x.device.type != "cpu" or _exporting():
             return self._gate_torchvision(x)
         b, c, hh, ww = x.shape
+        hid, kk, grad = self.hidden, self.k * self.k, torch.is_grad_enabled()
         dt = torch.promote_types(x.dtype, torch.float32)  # float16/bfloat16 -> float32; float64 stays
-        a = self.dw(x).to(dt)
-        # pointwise conv as a matrix product whose output is channels-last: (B, H*W, hidden)
-        p = torch.matmul(a.flatten(2).mT, self.pw.weight.to(dt).view(self.hidden, c).t())
-        # InstanceNorm (biased variance, per sample and channel over H*W) as one affine map; on 1x1 maps p - mean is
-        # exactly 0 (NaN/inf stay), which leaves the shift beta, as _instance_norm
-        var, mean = torch.var_mean(p, 1, unbiased=False, keepdim=True)
-        scale = torch.rsqrt(var + self.norm.eps) * self.norm.weight.to(dt)
-        h = self.act(torch.addcmul(self.norm.bias.to(dt), p - mean, scale)).view(b, hh, ww, self.hidden)
+        # bottleneck: InstanceNorm (biased variance over H*W per sample and
+        # channel) on contiguous rows; on 1x1 maps p - mean is exactly 0 (NaN/inf stay), which leaves the shift beta
+        p = F.conv2d(self.dw(x).to(dt), self.pw.weight.to(dt)).flatten(2)  # (B, hidden, H*W)
+        d = p - p.mean(-1, keepdim=True)
+        var = torch.linalg.vector_norm(d, dim=-1, keepdim=True).square() / (hh * ww)  # (B, hidden, 1): tiny
+        scale = torch.rsqrt(var + self.norm.eps) * self.norm.weight.to(dt)[:, None]
+        h = self.act(torch.addcmul(self.norm.bias.to(dt)[:, None], d, scale))
+        h = h.mT.contiguous().view(b, hh, ww, hid)  # channels-last: rows of the gather table, offset conv input
         o = self.offset  # channels-last input: channels-last output, (B, H, W, 2*k*k) in memory
         off = F.conv2d(h.permute(0, 3, 1, 2), o.weight.to(dt), o.bias.to(dt), padding=o.padding)
-        off = off.permute(0, 2, 3, 1).reshape(b, hh, ww, self.k * self.k, 2)
+        off = off.permute(0, 2, 3, 1).reshape(b, hh, ww, kk, 2)
         # NaN offsets would make NaN table rows; inf ones become huge finite ones, clamped to the zero border
-        off = torch.nan_to_num_(off, nan=0.0) if not torch.is_grad_enabled() else torch.nan_to_num(off, nan=0.0)
-        g = deform_conv2d_nhwc(h, off, self.weight.to(dt), self.bias.to(dt))  # (B*H*W, C), channels-last rows
-        g = F.layer_norm(g, (c,), self.ln.weight.to(dt), self.ln.bias.to(dt), self.ln.eps).sigmoid_()
-        return g.view(b, hh, ww, c).permute(0, 3, 1, 2).to(x.dtype)
+        off = torch.nan_to_num(off, nan=0.0) if grad else torch.nan_to_num_(off, nan=0.0)
+        cols = deform_gather(h, off, self.k).view(b, hh * ww, kk * hid)
+        # the deformable conv's weights, with the channel mean taken out: its output is then already centred for the
+        # LayerNorm over channels, which needs one reduction (the variance) instead of a round trip to channels-last
+        wmat = self.weight.to(dt).permute(0, 2, 3, 1).reshape(c, kk * hid)
+        bias = self.bias.to(dt)
+        g = torch.baddbmm((bias - bias.mean()).view(1, c, 1), (wmat - wmat.mean(0)).expand(b, -1, -1), cols.mT)
+        rs = torch.rsqrt((g * g).sum(1, keepdim=True).div_(c).add_(self.ln.eps))  # (B, 1, H*W)
+        w, beta = self.ln.weight.to(dt)[:, None], self.ln.bias.to(dt)[:, None]
+        g = g * rs * w + beta if grad else g.mul_(rs).mul_(w).add_(beta)
+        return g.sigmoid_().view(b, c, hh, ww).to(x.dtype)
 
     def _gate_torchvision(self, x: torch.Tensor) -> torch.Tensor:
         """The gate with torchvision's ``deform_conv2d`` (other devices, tracing and export), in NCHW."""
