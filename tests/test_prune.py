@@ -188,6 +188,29 @@ print(json.dumps([sum(p.numel() for p in m.model.parameters())] +
     assert json.loads(r.stdout.strip().splitlines()[-1]) == [n_pruned] * 3
 
 
+@pytest.mark.slow
+def test_interrupted_fine_tune_resumes_pruned(pruned_pt, tiny_data):
+    """An interrupted fine-tune of a pruned model resumes (resume=True) with the pruned network."""
+    d = pruned_pt
+    if not (d / "pruned.pt").is_file():
+        prune(d / "dense.pt", ratio=RATIO, out=d / "pruned.pt", imgsz=64)
+    n_pruned = params(YOLO(d / "pruned.pt").model)
+    model = YOLO(d / "pruned.pt")
+
+    def interrupt(trainer):
+        if trainer.epoch == 0:
+            raise KeyboardInterrupt("interrupted after the first epoch")
+
+    model.add_callback("on_model_save", interrupt)
+    run = dict(data=str(tiny_data), imgsz=64, batch=4, workers=0, plots=False, val=False, project=str(d / "runs"))
+    with pytest.raises(KeyboardInterrupt):
+        model.train(epochs=2, name="resume", exist_ok=True, **run)
+    last = d / "runs" / "resume" / "weights" / "last.pt"
+    assert torch.load(last, weights_only=False)["optimizer"] is not None  # a run to resume, not a finished one
+    YOLO(last).train(resume=True)
+    assert params(YOLO(last).model) == n_pruned
+
+
 def test_onnx_export_matches_and_is_smaller(pruned_pt, tmp_path):
     """The pruned model exports to ONNX; onnxruntime matches PyTorch; the file shrinks with the parameters."""
     d = pruned_pt
