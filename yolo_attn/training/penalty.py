@@ -19,7 +19,11 @@ What it does to the scale factors depends on the optimizer. With SGD (momentum `
 group, so the penalty is their only shrinkage. Adam-type optimizers divide each parameter's step by the running RMS
 of its own gradient: where ``p`` dominates the loss gradient of a gamma, the step is about ``lr`` whatever ``p`` is,
 and where the loss gradient dominates, ``p`` barely matters. There ``p`` acts as a threshold on the loss gradient
-(channels whose loss gradient stays below about ``p`` are driven to 0 at ``lr`` per step), not as a rate.
+(channels whose loss gradient stays below about ``p`` are driven to 0 at ``lr`` per step), not as a rate, and no
+``p`` moves a gamma further than ``sum(lr_t)`` over the run: with ``optimizer=auto``'s AdamW rate (about 7e-4 for 10
+classes), a few hundred steps cannot take a gamma of 1 below 0.5. Pick ``p`` for Adam-type optimizers against the size
+of the gammas' loss gradients (``benchmarks/sparsity.py``), and give them a learning rate and a step count that can
+cover the distance.
 
 The setting lives in the model YAML (``nam_penalty``, ``nam_penalty_scope``) so it travels with the config and with
 every checkpoint (resume, fine-tuning, DDP workers all rebuild from it): :func:`store_setting` writes it,
@@ -53,6 +57,7 @@ __all__ = [
     "block_scale_factors",
     "check_penalty",
     "check_scope",
+    "network",
     "penalized_parameters",
     "resolve_setting",
     "set_nam_penalty",
@@ -76,6 +81,19 @@ def unwrap(model: nn.Module) -> nn.Module:
         (nn.Module): The model itself.
     """
     return model.module if hasattr(model, "module") else model
+
+
+def network(model: Any) -> Any:
+    """Return the network inside an Ultralytics ``YOLO`` wrapper (the model with the ``yaml`` dict), else ``model``.
+
+    Args:
+        model (Any): A ``YOLO`` object, a YOLO network (``DetectionModel`` etc.) or any module.
+
+    Returns:
+        (Any): The network.
+    """
+    inner = getattr(model, "model", None)
+    return inner if isinstance(inner, nn.Module) and isinstance(getattr(inner, "yaml", None), dict) else model
 
 
 def check_penalty(value: Any) -> float:
@@ -182,7 +200,7 @@ def set_nam_penalty(model: Any, p: float, scope: str = DEFAULT_SCOPE) -> Any:
         (Any): ``model``, for chaining.
     """
     setting = PenaltySetting(p, scope)
-    store_setting(model if isinstance(model, nn.Module) else getattr(model, "model", None), setting.p, setting.scope)
+    store_setting(network(model), setting.p, setting.scope)
     if hasattr(model, "callbacks") and hasattr(model, "add_callback"):
         handlers = model.callbacks["on_pretrain_routine_end"]
         handlers[:] = [h for h in handlers if not isinstance(h, PenaltySetting)]  # the last call wins

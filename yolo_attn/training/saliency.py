@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from ..modules import AttentionGate
+from .penalty import network
 
 __all__ = ["SPARSITY_THRESHOLD", "format_saliency", "gate_layers", "nam_saliency", "scale_factor_tensors"]
 
@@ -71,7 +72,7 @@ def nam_saliency(model: Any, threshold: float = SPARSITY_THRESHOLD) -> list[dict
         from ultralytics import YOLO
 
         model = YOLO(str(model))
-    net = model if isinstance(model, nn.Module) else getattr(model, "model", None)
+    net = network(model)
     if not isinstance(net, nn.Module):
         raise TypeError(f"nam_saliency needs a checkpoint path, a YOLO model or an nn.Module, got {type(model).__name__}")
     rows = []
