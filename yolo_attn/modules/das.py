@@ -83,18 +83,28 @@ def _bilinear_taps(offset: torch.Tensor, hh: int, ww: int, k: int) -> tuple[torc
     pdt = offset.dtype if rows < 2**24 else torch.float64
     fl = torch.floor(offset.detach())
     base = fl.to(pdt) + _grid(hh, ww, k, pdt, offset.device)
-    base[..., 0].clamp_(0, hh + 2 * _PAD - 2)  # both corners stay inside the padded table
-    base[..., 1].clamp_(0, ww + 2 * _PAD - 2)
+    if hh == ww:  # both corners stay inside the padded table
+        base.clamp_(0, hh + 2 * _PAD - 2)
+    else:
+        base[..., 0].clamp_(0, hh + 2 * _PAD - 2)
+        base[..., 1].clamp_(0, ww + 2 * _PAD - 2)
     row = torch.add(base[..., 1], base[..., 0], alpha=wp).to(torch.int32 if b * rows < 2**31 else torch.int64)
     if b > 1:
         row += torch.arange(b, device=row.device, dtype=row.dtype).view(b, 1, 1, 1) * rows
     idx = torch.stack((row, row + 1, row + wp, row + (wp + 1)), -1).view(-1, 4)
     frac = offset - fl  # the gradient reaches the offsets through the weights
     ly, lx = frac[..., 0], frac[..., 1]
-    w11 = ly * lx
-    w01, w10 = lx - w11, ly - w11
-    w00 = (1 - ly).sub_(w01) if not torch.is_grad_enabled() else (1 - ly) - w01
-    return idx, torch.stack((w00, w01, w10, w11), -1).view(-1, 4)
+    if torch.is_grad_enabled() and offset.requires_grad:
+        w11 = ly * lx
+        w01, w10 = lx - w11, ly - w11
+        return idx, torch.stack(((1 - ly) - w01, w01, w10, w11), -1).view(-1, 4)
+    w = torch.empty(idx.shape, dtype=offset.dtype, device=offset.device)  # written column by column: no stack copy
+    w11, w01, w10 = w[:, 3].view_as(ly), w[:, 1].view_as(ly), w[:, 2].view_as(ly)
+    torch.mul(ly, lx, out=w11)
+    torch.sub(lx, w11, out=w01)
+    torch.sub(ly, w11, out=w10)
+    torch.sub(1 - ly, w01, out=w[:, 0].view_as(ly))
+    return idx, w
 
 
 def deform_gather(h: torch.Tensor, offset: torch.Tensor, k: int) -> torch.Tensor:
