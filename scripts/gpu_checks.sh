@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every CUDA-only check in one command: the tests that skip without CUDA (half precision, DAS under AMP/float16,
-# the NAM penalty under AMP, CUDA DeformConv against the CPU path, ...) and the GPU benchmark table.
+# Every CUDA-only check in one command: the tests that skip without CUDA (half precision, blocks under AMP/float16,
+# the sparsity penalty under AMP, each block's CUDA path (deformable conv included) against its CPU path, ...) and
+# the GPU benchmark table.
 #
 #   scripts/gpu_checks.sh [OUT_DIR] [bench key=value ...]     # OUT_DIR default: $OUT, else gpu-checks-<date>
 #

@@ -1,44 +1,31 @@
-"""CUDA-only checks (skipped without a CUDA device; ``scripts/gpu_checks.sh`` runs every such test): DAS's CUDA
-deformable convolution (torchvision's kernel) against its CPU path, and NAM's L1 penalty under CUDA AMP.
+"""CUDA-only checks, for every registered block (skipped without a CUDA device; ``scripts/gpu_checks.sh`` runs every
+such test): each block's CUDA path against its CPU path, forward and backward (for a block with a deformable
+convolution: torchvision's CUDA kernel against the CPU sampling), and the L1 sparsity penalty under CUDA AMP.
 
-The other CUDA-only tests live beside their CPU counterparts (``test_half.py``, ``test_modules.py``); every one
-gives a skip reason that names CUDA, which is how ``scripts/cuda_only.py`` selects them.
+Other CUDA-only tests live beside their CPU counterparts (``test_half.py``, the block test files); every one gives a
+skip reason that names CUDA, which is how ``scripts/cuda_only.py`` selects them.
 """
 
 from __future__ import annotations
 
-import math
 import types
 
 import pytest
 import torch
 import torch.nn as nn
+from block_checks import randomise_
+from conftest import KIT_BLOCKS
 from ultralytics.engine.trainer import BaseTrainer
 
-from yolo_attn.modules import DAS, NAM
 from yolo_attn.training.callbacks import on_train_start
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device; none here")
-
-
-def _das(c: int = 32, seed: int = 0) -> DAS:
-    """A DAS with random weights and offsets of a few pixels, fractional, so deformable sampling really matters."""
-    torch.manual_seed(seed)
-    m = DAS(c, alpha=0.25)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in m.named_parameters():  # norm scales near 1, everything else around 0
-            scale = name.endswith("norm.weight") or name == "ln.weight"
-            p.copy_(torch.randn(p.shape, generator=g) * (0.2 if scale else 0.5) + (1.0 if scale else 0.0))
-        fan_in = m.offset.weight[0].numel()
-        m.offset.weight.normal_(0.0, 1.5 / math.sqrt(fan_in), generator=g)
-        m.offset.bias.normal_(0.0, 0.5, generator=g)
-    return m
+PENALISED = [(n, c) for n, c in KIT_BLOCKS if c(8).scale_factors()]  # blocks with scale factors for the penalty
 
 
 @pytest.fixture
 def exact_fp32(monkeypatch):
-    """Full float32 convolutions and matrix products on CUDA (no TF32), so float32 paths can be compared tightly."""
+    """Full float32 convolutions and matrix products on CUDA (no TF32), deterministic cuDNN: paths compare tightly."""
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
@@ -46,20 +33,22 @@ def exact_fp32(monkeypatch):
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
-def test_das_cuda_deform_conv_matches_cpu_path(mode, exact_fp32):
-    """The CUDA path (torchvision's deformable-conv kernel) and the CPU path give the same output and gradients."""
-    cpu = getattr(_das(), mode)()
-    gpu = getattr(_das().cuda(), mode)()
+@pytest.mark.parametrize("name, cls", KIT_BLOCKS, ids=[n for n, _ in KIT_BLOCKS])
+def test_cuda_path_matches_cpu_path(name, cls, mode, exact_fp32):
+    """A block gives the same output and gradients on CUDA as on the CPU (random weights: learned offsets of a few
+    pixels where a block samples deformably, BN statistics away from their initial values)."""
+    cpu = getattr(randomise_(cls(32), seed=3), mode)()
+    gpu = getattr(randomise_(cls(32), seed=3).cuda(), mode)()
     x = torch.randn(2, 32, 19, 14, generator=torch.Generator().manual_seed(1)) * 2
     xc, xg = x.clone().requires_grad_(), x.cuda().requires_grad_()
     yc, yg = cpu(xc), gpu(xg)
     torch.testing.assert_close(yg.cpu(), yc.detach(), rtol=1e-4, atol=1e-4)
-    w = torch.randn_like(x)
+    w = torch.randn(x.shape, generator=torch.Generator().manual_seed(2))
     (yc * w).sum().backward()
     (yg * w.cuda()).sum().backward()
     torch.testing.assert_close(xg.grad.cpu(), xc.grad, rtol=1e-3, atol=1e-4)
-    for (name, pc), pg in zip(cpu.named_parameters(), gpu.parameters()):
-        torch.testing.assert_close(pg.grad.cpu(), pc.grad, rtol=1e-3, atol=1e-3, msg=lambda m, n=name: f"{n}: {m}")
+    for (pname, pc), pg in zip(cpu.named_parameters(), gpu.parameters()):
+        torch.testing.assert_close(pg.grad.cpu(), pc.grad, rtol=1e-3, atol=1e-3, msg=lambda m, n=pname: f"{n}: {m}")
 
 
 class SpySGD(torch.optim.SGD):
@@ -70,13 +59,13 @@ class SpySGD(torch.optim.SGD):
         return super().step(closure)
 
 
-def _step_grads(p: float) -> tuple[list[torch.Tensor], nn.Module]:
+def _step_grads(cls: type[nn.Module], p: float) -> tuple[list[torch.Tensor], nn.Module]:
     """One float16-autocast backward with a CUDA GradScaler + Ultralytics' optimizer_step; return the gradients seen."""
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), NAM(8), nn.Conv2d(8, 8, 3, padding=1), NAM(8, spatial=True))
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), cls(8), nn.Conv2d(8, 8, 3, padding=1), cls(8))
     with torch.no_grad():  # signed, non-trivial scale factors
         for m in net.modules():
-            if isinstance(m, NAM):
+            if isinstance(m, cls):
                 for w in m.scale_factors():
                     w.copy_(torch.randn_like(w))
     net = net.cuda()
@@ -94,15 +83,15 @@ def _step_grads(p: float) -> tuple[list[torch.Tensor], nn.Module]:
     return trainer.optimizer.seen, net
 
 
-def test_nam_penalty_exact_under_cuda_amp(exact_fp32):
-    """Under CUDA AMP (float16 autocast, scaled loss) each penalised scale factor's gradient changes by exactly
+@pytest.mark.parametrize("name, cls", PENALISED, ids=[n for n, _ in PENALISED])
+def test_penalty_exact_under_cuda_amp(name, cls, exact_fp32):
+    """Under CUDA AMP (float16 autocast, scaled loss) the gradient of each penalised scale factor changes by exactly
     p * sign(w) after unscaling, and nothing else changes."""
     p = 1e-3
-    base, _ = _step_grads(0.0)
-    pen, net = _step_grads(p)
-    penalised = {id(w) for m in net.modules() if isinstance(m, NAM) for w in m.scale_factors()}
-    assert len(penalised) == 3  # two gammas (one per NAM) and the spatial NAM's lambda
-    assert all(torch.isfinite(g).all() for g in pen)
+    base, _ = _step_grads(cls, 0.0)
+    pen, net = _step_grads(cls, p)
+    penalised = {id(w) for m in net.modules() if isinstance(m, cls) for w in m.scale_factors()}
+    assert penalised and all(torch.isfinite(g).all() for g in pen)
     for w, g0, g1 in zip(net.parameters(), base, pen):
         expected = p * torch.sign(w.detach()) if id(w) in penalised else torch.zeros_like(w)
         torch.testing.assert_close(g1 - g0, expected, rtol=0, atol=1e-6)

@@ -51,7 +51,7 @@ MAX_EPOCHS = 300  # cap on the epochs a budget may buy when no epochs= cap is gi
 BUDGET_SHARE = 0.97  # share of the remaining budget planned for training; the rest absorbs timing jitter
 AA_SUFFIX = " (A/A copy)"  # latency name of the first model's second copy
 # Automatic latency rounds: at least MIN_ROUNDS, then blocks of about ROUND_BLOCK until every ratio's 95% interval is
-# within LATENCY_TARGET of its median, a third of the tightest goal margin (NAM and SE at most 1.03x stock)
+# within LATENCY_TARGET of its median, a third of the tightest latency goal margin (at most 1.03x stock)
 LATENCY_TARGET = 0.01
 MIN_ROUNDS, ROUND_BLOCK, MAX_ROUNDS = 50, 25, 400
 
@@ -105,7 +105,7 @@ def _build(cfg: str, nc: int) -> nn.Module:
 
 
 def _blocks_of(model: nn.Module) -> str:
-    """Describe the attention blocks a model contains, e.g. ``"NAM x4"``, or ``"none"``."""
+    """Describe the attention blocks a model contains, e.g. ``"<block name> x4"``, or ``"none"``."""
     from ..registry import BLOCKS
 
     counts = {name: sum(isinstance(m, cls) for m in model.modules()) for name, cls in BLOCKS.items()}
@@ -122,7 +122,7 @@ def count_gflops(model: nn.Module, imgsz: int = 640) -> float:
     """Count a model's GFLOPs for one ``imgsz`` x ``imgsz`` image.
 
     Convolutions and matrix products by ``torch.utils.flop_counter`` (2 FLOPs per multiply-add) plus torchvision's
-    deformable convolution (used by DAS), which neither it nor Ultralytics' thop count counts by itself. Element-wise
+    deformable convolution (used by deformable blocks), which neither it nor Ultralytics' thop count counts by itself. Element-wise
     work (activations, the gates' products, normalisations) is not counted, as usual.
 
     Args:
