@@ -82,6 +82,35 @@ def test_exact_subgradient(scale, loss_gain):
         torch.testing.assert_close(g1 - g0, expected, rtol=0, atol=1e-7)
 
 
+class _SpyFusedSGD(SpySGD):
+    """Stands in for a fused optimizer that unscales inside its kernel: GradScaler hands it still-scaled gradients
+    and ``grad_scale``; it records the gradients it would use."""
+
+    _step_supports_amp_scaling = True
+
+    def step(self, closure=None):
+        scale = getattr(self, "grad_scale", None)
+        self.seen = [p.grad / (1.0 if scale is None else scale) for g in self.param_groups for p in g["params"]]
+
+
+def test_exact_subgradient_when_the_optimizer_unscales_itself():
+    """scaler.step() without unscale_ on a fused-style optimizer: the term is pre-scaled, so it still ends up p*sign(w)."""
+    p, seen = 1e-3, []
+    for penalty in (0.0, p):
+        net = _net()
+        scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+        opt = _SpyFusedSGD(net.parameters(), lr=0.0)
+        yolo_attn.training.L1Subgradient(yolo_attn.training.penalized_parameters(net), penalty).attach(opt)
+        x = torch.randn(2, 3, 6, 6, generator=torch.Generator().manual_seed(1))
+        scaler.scale(net(x).pow(2).mean()).backward()
+        scaler.step(opt)
+        seen.append(opt.seen)
+    penalised = {id(w) for w in yolo_attn.training.penalized_parameters(net)}
+    for w, g0, g1 in zip(net.parameters(), *seen):
+        expected = p * torch.sign(w.detach()) if id(w) in penalised else torch.zeros_like(w)
+        torch.testing.assert_close(g1 - g0, expected, rtol=0, atol=1e-6)
+
+
 class _Scaled(AttentionGate):
     """A user's block (not registered): per-channel scale factors, gate = sigmoid(s * x)."""
 
