@@ -48,7 +48,8 @@ def sparse_bn(model: nn.Module, seed: int = 0) -> None:
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
                 n = m.num_features
-                m.weight.copy_(10 ** (torch.rand(n, generator=g) * 3 - 3) * torch.where(torch.rand(n, generator=g) < 0.2, -1, 1))
+                sign = torch.where(torch.rand(n, generator=g) < 0.2, -1.0, 1.0)
+                m.weight.copy_(10 ** (torch.rand(n, generator=g) * 3 - 3) * sign)  # |gamma| in [1e-3, 1]
                 m.bias.copy_(torch.rand(n, generator=g) * 0.4 - 0.2)
                 m.running_mean.copy_(torch.rand(n, generator=g) * 0.4 - 0.2)
                 m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)

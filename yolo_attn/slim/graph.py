@@ -291,9 +291,7 @@ class _Analyser:
         outs: list[list[int]] = []
         image = self.new(self.ch, "input", "input image")
         for i, m in enumerate(self.layers):
-            f = m.f
-            get = lambda j: (outs[j] if outs else image) if j == -1 else outs[j]  # noqa: E731 (Ultralytics' y[j])
-            inputs = [get(j) for j in f] if isinstance(f, list) else [get(f)]
+            inputs = [(outs[j] if outs else image) if j == -1 else outs[j] for j in _sources(m.f)]
             kind = type(m).__name__
             if not _supported(m):
                 for layout in inputs:
@@ -328,6 +326,11 @@ class _Analyser:
         if outs:
             self.pin(outs[-1], "model output")
         return self.g
+
+
+def _sources(f: int | list[int]) -> list[int]:
+    """Return a layer's ``from`` as a list (Ultralytics indexes its outputs so far: -1 is the previous layer)."""
+    return list(f) if isinstance(f, list) else [f]
 
 
 def _is(m: nn.Module, *names: str) -> bool:
@@ -393,8 +396,8 @@ def _probe(layers: nn.Sequential, ch: int) -> list[int]:
     """Return each top-level layer's output channels from one 64x64 forward pass in eval mode (0 if not a tensor)."""
     training = [m.training for m in layers.modules()]
     layers.eval()
-    p = next(layers.parameters(), None)
-    x = torch.zeros(1, ch, 64, 64, device=p.device if p is not None else "cpu", dtype=p.dtype if p is not None else None)
+    p = next(layers.parameters(), torch.zeros(()))
+    x = torch.zeros(1, ch, 64, 64, device=p.device, dtype=p.dtype)
     y, sizes = [], []
     try:
         for m in layers:

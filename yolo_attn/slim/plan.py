@@ -27,9 +27,9 @@ def _rounded(n: int, size: int, multiple: int, min_channels: int) -> int:
 def select(graph: ChannelGraph, ratio: float, multiple: int = 8, min_channels: int = 8) -> Plan:
     """Choose the channels to keep: the fraction ``ratio`` of all prunable channels with the smallest |gamma| goes.
 
-    One global ranking (equal scores are taken in proportion from every group, so the result is deterministic); then per group the kept count is
-    rounded to a multiple of ``multiple`` and floored at ``min_channels``; groups tied in width (``C2f``'s halves)
-    keep the larger count of the two; each group keeps its highest-scoring channels.
+    One global ranking (equal scores are taken in proportion from every group, so the result is deterministic);
+    then per group the kept count is rounded to a multiple of ``multiple`` and floored at ``min_channels``; groups
+    tied in width (``C2f``'s halves) keep the larger count of the two; each group keeps its highest-scoring channels.
 
     Args:
         graph (ChannelGraph): The analysed network.
@@ -45,7 +45,8 @@ def select(graph: ChannelGraph, ratio: float, multiple: int = 8, min_channels: i
     """
     groups = [g for g in graph.groups if g.prunable]
     if not groups:
-        raise SlimError("nothing to prune: no channel group of this model is produced by a BatchNorm that can be sliced")
+        raise SlimError("nothing to prune: no channel group of this model is produced by a BatchNorm that can be "
+                        "sliced (a fused model has none left: prune the unfused checkpoint)")
     scores = [g.scores() for g in groups]
     flat = torch.cat(scores)
     # equal scores (an untrained model's gammas are all 1) go in proportion across groups: by relative position

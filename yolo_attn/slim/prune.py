@@ -49,7 +49,9 @@ class SlimReport:
         (p0, p1), (f0, f1) = self.params, self.gflops
         lines = [
             f"params  {p0:,} -> {p1:,} ({100 * (p1 / p0 - 1):+.1f}%)",
-            f"GFLOPs  {f0:.2f} -> {f1:.2f} ({100 * (f1 / f0 - 1):+.1f}%) at imgsz={self.imgsz}" if f0 else "GFLOPs  n/a",
+            f"GFLOPs  {f0:.2f} -> {f1:.2f} ({100 * (f1 / f0 - 1):+.1f}%) at imgsz={self.imgsz}"
+            if f0
+            else "GFLOPs  n/a",
             "kept channels per layer (group: width -> kept):",
         ]
         for i, kind, groups in self.layers:
@@ -78,7 +80,9 @@ def _layers_of(net: nn.Module) -> nn.Sequential:
     """Return an Ultralytics model's layer list, or raise a clear error for anything else."""
     layers = getattr(net, "model", None)
     if not isinstance(layers, nn.Sequential) or not all(hasattr(m, "f") for m in layers):
-        raise SlimError(f"expected an Ultralytics YOLO model (a .pt checkpoint or a model YAML), got {type(net).__name__}")
+        raise SlimError(
+            f"expected an Ultralytics YOLO model (a .pt checkpoint or a model YAML), got {type(net).__name__}"
+        )
     return layers
 
 
