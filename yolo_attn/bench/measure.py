@@ -73,9 +73,9 @@ def preset_data(preset: Preset) -> str:
     Returns:
         (str): Path of the data YAML.
     """
-    from ..data import default_data_dir, digits_yaml
+    from ..data import preset_yaml
 
-    return str(digits_yaml(default_data_dir() / preset.data_dir, **preset.dataset))
+    return str(preset_yaml(preset.name))
 
 
 def resolve_data(s: BenchSettings) -> tuple[str, int]:
@@ -122,8 +122,8 @@ def count_gflops(model: nn.Module, imgsz: int = 640) -> float:
     """Count a model's GFLOPs for one ``imgsz`` x ``imgsz`` image.
 
     Convolutions and matrix products by ``torch.utils.flop_counter`` (2 FLOPs per multiply-add) plus torchvision's
-    deformable convolution (used by deformable blocks), which neither it nor Ultralytics' thop count counts by itself. Element-wise
-    work (activations, the gates' products, normalisations) is not counted, as usual.
+    deformable convolution, which neither it nor Ultralytics' thop count counts by itself. Element-wise work
+    (activations, the gates' products, normalisations) is not counted, as usual.
 
     Args:
         model (nn.Module): The model, on the CPU.

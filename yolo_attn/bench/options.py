@@ -18,6 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..data import PRESETS as TRAINING_PRESETS
+from ..data import TrainPreset
+
 __all__ = [
     "OPTIONS",
     "PRESETS",
@@ -51,12 +54,11 @@ class Preset:
         name (str): ``"cpu"`` or ``"gpu"``.
         imgsz (int): Training image size.
         batch (int): Training batch size.
-        epochs (int | None): Epochs per run; None lets ``budget`` choose them.
-        budget (float | None): Minutes for the whole table (5 models x 3 seeds); None for fixed ``epochs``.
-        data_dir (str): Directory of the built-in dataset, under ``yolo_attn.data.default_data_dir()``.
-        dataset (dict): Arguments of the built-in dataset generator (``yolo_attn.data.digits_yaml``).
+        epochs (int | None): Epochs per run; with a budget, the most it may choose.
+        budget (float | None): Minutes for the whole table; None for fixed ``epochs``.
+        data (str): Built-in dataset (a key of ``yolo_attn.data.DATASETS``).
         train_args (dict): Further Ultralytics training arguments of every run (e.g. ``optimizer``, ``lr0``).
-        note (str): What the preset is for, shown in the report.
+        note (str): What the preset is for, shown in the help.
     """
 
     name: str
@@ -64,20 +66,25 @@ class Preset:
     batch: int
     epochs: int | None
     budget: float | None
-    data_dir: str = "digits"
-    dataset: dict = field(default_factory=dict)
+    data: str
     train_args: dict = field(default_factory=dict)
     note: str = ""
 
 
-PRESETS: dict[str, Preset] = {  # the one place for the hardware-dependent defaults
-    "cpu": Preset("cpu", imgsz=160, batch=16, epochs=None, budget=45.0, data_dir="digits",
-                  dataset={"n_train": 256, "n_val": 64, "imgsz": 160},
-                  note="2 CPU cores: 5 models x 3 seeds in about 45 minutes"),
-    "gpu": Preset("gpu", imgsz=320, batch=64, epochs=None, budget=10.0, data_dir="digits-2048x320",
-                  dataset={"n_train": 2048, "n_val": 512, "imgsz": 320},
-                  note="one modern GPU: 5 models x 3 seeds in about 10 minutes"),
-}
+# Minutes for the whole default table (5 models x 3 seeds, latency included) where the preset's epochs are only a cap:
+# on a GPU the table must fit about 10 minutes whatever the GPU, so the epochs are planned from a one-epoch probe
+BUDGETS: dict[str, float] = {"gpu": 10.0}
+
+
+def _from_training(p: TrainPreset) -> Preset:
+    """Return the bench preset of a training preset: its dataset, size, batch, epochs and optimizer settings."""
+    extra = {k: v for k, v in p.train_args().items() if k not in {"imgsz", "batch", "epochs"}}
+    return Preset(p.name, imgsz=p.imgsz, batch=p.batch, epochs=p.epochs, budget=BUDGETS.get(p.name), data=p.dataset,
+                  train_args=extra, note=p.note)
+
+
+# The values live with the built-in datasets (yolo_attn.data.PRESETS), shared with the quick start
+PRESETS: dict[str, Preset] = {name: _from_training(p) for name, p in TRAINING_PRESETS.items()}
 
 
 def resolve_device(device: str | int | None) -> str:
@@ -235,10 +242,11 @@ OPTIONS: tuple[Option, ...] = (
            "training seeds, the same for every model; at least 2 for an interval", "a comma-separated list of "
            "integers, e.g. 0,1,2"),
     Option("epochs", int, None, _optional(lambda v: _int("epochs", v, 1)),
-           "epochs per run; with a budget, the most it may choose (default: the preset's)", "an integer"),
+           "epochs per run; with a budget, the most it may choose (default: the preset's); alone, no budget",
+           "an integer"),
     Option("budget", float, None, _optional(_check_budget),
            "minutes for the whole run; epochs are chosen to fit after a one-epoch probe of each model (default: the "
-           "preset's, unless epochs= is given)", "a number of minutes"),
+           "preset's, if it has one)", "a number of minutes"),
     Option("imgsz", int, None, _optional(lambda v: _int("imgsz", v, 32)),
            "training image size (default: the preset's)", "an integer"),
     Option("batch", int, None, _optional(lambda v: _int("batch", v, 1)),
@@ -344,8 +352,7 @@ def usage() -> str:
             lines.append(f"  {o.name:<16} {o.help}" + ("" if o.default is None else f" (default: {shown})"))
     lines.append("\nPresets (by training device):")
     for p in PRESETS.values():
-        cost = f"{p.epochs} epochs" if p.epochs else f"budget {p.budget:g} min"
+        cost = f"{p.epochs} epochs" + (f" at most, within a {p.budget:g} min budget" if p.budget else "")
         extra = "".join(f", {k} {v}" for k, v in p.train_args.items())
-        lines.append(f"  {p.name:<4} imgsz {p.imgsz}, batch {p.batch}, {cost}{extra}, built-in data {p.data_dir} "
-                     f"{p.dataset}: {p.note}")
+        lines.append(f"  {p.name:<4} data {p.data}.yaml, imgsz {p.imgsz}, batch {p.batch}, {cost}{extra}: {p.note}")
     return "\n".join(lines)
