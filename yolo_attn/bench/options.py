@@ -189,6 +189,13 @@ def _check_budget(budget: float) -> float:
     return float(budget)
 
 
+def _check_bool(value: object) -> bool:
+    """Check a true/false option (a bool, not a string that merely looks like one)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise BenchSettingsError(f"bench: verbose must be True or False, got {value!r}")
+    return bool(value)
+
+
 def _flag(text: str) -> bool:
     """Parse ``true``/``false`` (any case)."""
     if text.lower() not in {"true", "false"}:
@@ -263,7 +270,7 @@ OPTIONS: tuple[Option, ...] = (
            "more, up to 400, until every ratio's 95% interval is within ±0.01)", "an integer"),
     Option("out", str, "bench", _path,
            "directory for bench.md/json/png (replaced) and the training runs (runs/)", "a directory"),
-    Option("verbose", _flag, False, lambda v: bool(v), "show Ultralytics' per-epoch training output",
+    Option("verbose", _flag, False, _check_bool, "show Ultralytics' per-epoch training output",
            "true or false"),
     Option("command", str, None, _optional(str), "command line recorded in the report; default: the call",
            cli=False),
