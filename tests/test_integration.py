@@ -15,7 +15,7 @@ import ultralytics.nn.tasks as tasks
 import yaml
 from conftest import CONFIGS, KIT_BLOCKS, run_python
 from ultralytics import YOLO
-from ultralytics.nn.tasks import DetectionModel
+from ultralytics.nn.tasks import DetectionModel, yaml_model_load
 
 import yolo_attn
 from yolo_attn import BLOCKS
@@ -26,10 +26,23 @@ NAMES = [name for name, _ in KIT_BLOCKS]
 STOCK_V8 = Path(ultralytics.__file__).parent / "cfg" / "models" / "v8"
 
 
+META_SCALES = "mlx"  # built on the meta device: the same modules and shapes without allocating 25-70M weights
+
+
+def build_layers(name: str) -> nn.Sequential:
+    """Build a scaled model YAML's layers, as DetectionModel does (on the meta device for the large scales)."""
+    if yaml_model_load(name)["scale"] not in META_SCALES:
+        model = DetectionModel(name, verbose=False)
+        assert model.stride.tolist() == [8.0, 16.0, 32.0]
+        return model.model
+    with torch.device("meta"):
+        return tasks.parse_model(yaml_model_load(name), ch=3, verbose=False)[0]
+
+
 @functools.lru_cache(maxsize=None)
 def stock_params(scale: str) -> int:
-    """Parameter count of the stock YOLOv8 at ``scale`` (built once per scale, shared by the four configs)."""
-    return sum(p.numel() for p in DetectionModel(f"yolov8{scale}.yaml", verbose=False).parameters())
+    """Parameter count of the stock YOLOv8 at ``scale`` (built once per scale, shared by the configs)."""
+    return sum(p.numel() for p in build_layers(f"yolov8{scale}.yaml").parameters())
 
 
 def attention_layers(model: nn.Module) -> list[nn.Module]:
@@ -61,16 +74,16 @@ def block_channels(block: nn.Module) -> int:
 def test_config_builds_every_scale(cfg, scale):
     """Every ready-made config builds at every scale; parameters = stock + the blocks' own; 4 blocks, right widths."""
     torch.manual_seed(0)
-    model = DetectionModel(f"yolov8{scale}-{cfg}.yaml", verbose=False)
-    blocks = attention_layers(model)
+    layers = build_layers(f"yolov8{scale}-{cfg}.yaml")
+    blocks = attention_layers(layers)
     assert len(blocks) == 4 and all(type(b) is BLOCKS.get(type(b).__name__) for b in blocks)
     n_blocks = sum(p.numel() for b in blocks for p in b.parameters())
-    assert sum(p.numel() for p in model.parameters()) == stock_params(scale) + n_blocks
+    assert sum(p.numel() for p in layers.parameters()) == stock_params(scale) + n_blocks
     # each block sits after a backbone C2f and is built for that C2f's output width
     for b in blocks:
-        prev = model.model[b.i - 1]
+        prev = layers[b.i - 1]
         assert prev.type.endswith("C2f") and block_channels(b) == prev.cv2.conv.out_channels
-    assert [d for d in model.model[-1].cv2] and model.stride.tolist() == [8.0, 16.0, 32.0]
+    assert [d for d in layers[-1].cv2]
 
 
 @pytest.mark.parametrize("cfg", CONFIGS)
