@@ -156,6 +156,23 @@ def test_paired_difference_pairs_by_seed():
     assert one["interval"] is None and one["detectable"] is None
 
 
+def test_report_marks_and_pairing_check():
+    """Table cells say "no detectable difference" exactly when the interval contains 0; the pairing check flags runs
+    of one seed that saw different data orders."""
+    from yolo_attn.bench.report import _diff_cell, pairing
+
+    same = _diff_cell(paired_difference({0: 0.5, 1: 0.6, 2: 0.55}, {0: 0.51, 1: 0.63, 2: 0.57}))
+    better = _diff_cell(paired_difference({0: 0.5, 1: 0.6, 2: 0.55}, {0: 0.55, 1: 0.66, 2: 0.60}))
+    assert same == f"+0.020 [-0.005, +0.045] {NO_DIFFERENCE}" and better == "+0.053 [+0.039, +0.068]"
+    runs = {"a": [{"seed": 0, "data_seed": 7}, {"seed": 1, "data_seed": 8}], "b": [{"seed": 0, "data_seed": 7},
+                                                                               {"seed": 1, "data_seed": 8}]}
+    assert pairing(runs)["same_data_order"] is True
+    runs["b"][1]["data_seed"] = 9
+    assert pairing(runs)["same_data_order"] is False
+    runs["b"][1]["data_seed"] = None
+    assert pairing(runs)["same_data_order"] is None
+
+
 def test_median_interval_order_statistics():
     """n=10: ranks 2 and 9 (P(B <= 1) = 11/1024 <= 0.025 < P(B <= 2) = 56/1024); n=5: too few for 95%."""
     values = [7.0, 3.0, 10.0, 1.0, 5.0, 2.0, 9.0, 4.0, 8.0, 6.0]

@@ -20,7 +20,7 @@ from ultralytics.engine.trainer import BaseTrainer
 from yolo_attn.training.callbacks import on_train_start
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device; none here")
-PENALISED = [(n, c) for n, c in KIT_BLOCKS if c(8).scale_factors()]  # blocks with scale factors for the penalty
+PENALISED = [(n, c) for n, c in KIT_BLOCKS if c(32).scale_factors()]  # blocks with scale factors for the penalty
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ class SpySGD(torch.optim.SGD):
 def _step_grads(cls: type[nn.Module], p: float) -> tuple[list[torch.Tensor], nn.Module]:
     """One float16-autocast backward with a CUDA GradScaler + Ultralytics' optimizer_step; return the gradients seen."""
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), cls(8), nn.Conv2d(8, 8, 3, padding=1), cls(8))
+    net = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), cls(32), nn.Conv2d(32, 32, 3, padding=1), cls(32))
     with torch.no_grad():  # signed, non-trivial scale factors
         for m in net.modules():
             if isinstance(m, cls):
