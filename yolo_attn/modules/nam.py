@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ..registry import BLOCKS
 from .base import Arg, AttentionGate, slice_norm
@@ -47,6 +48,17 @@ def _l1_weights(scale: torch.Tensor) -> torch.Tensor:
     """Return ``|scale| / sum(|scale|)`` without gradient, as the authors' ``bn.weight.data`` computation."""
     w = scale.detach().abs()
     return w / w.sum().clamp_min(torch.finfo(w.dtype).tiny)  # clamp: an all-zero gamma gives 0, not NaN
+
+
+def _affine(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Return ``a * x + b`` with per-channel ``a``, ``b`` of shape (C,), as a new tensor.
+
+    Computed by the inference BatchNorm kernel with mean 0, variance 1 and eps 0 (so its scale is exactly ``a``): one
+    vectorised pass, about twice as fast on the CPU as ``torch.addcmul`` with broadcast (C, 1, 1) operands.
+    """
+    c = x.shape[1]
+    zero, one = torch.zeros(c, dtype=x.dtype, device=x.device), torch.ones(c, dtype=x.dtype, device=x.device)
+    return F.batch_norm(x, zero, one, a.to(x.dtype), b.to(x.dtype), False, 0.0, 0.0)
 
 
 class PixelNorm(nn.Module):
@@ -189,8 +201,8 @@ class NAM(AttentionGate):
     def _channel_gate(self, x: torch.Tensor) -> torch.Tensor:
         """Return ``M_c``, a new tensor (callers may modify it in place)."""
         if self.fused:
-            if not self.training:  # sigmoid(a * x + b): addcmul allocates the only full-size tensor
-                return torch.addcmul(self.fold_b.to(x.dtype), self.fold_a.to(x.dtype), x).sigmoid_()
+            if not self.training:  # sigmoid(a * x + b): the affine map as an inference BatchNorm, one vectorised pass
+                return _affine(x, self.fold_a.view(-1), self.fold_b.view(-1)).sigmoid_()
             self.unfuse()  # fused, then run in training mode: the statistics change, the fold would go stale
         w = _l1_weights(self.bn.weight).to(x.dtype)[:, None, None]
         return self.bn(x).mul_(w).sigmoid_()  # in place on BN's output: its backward does not need it
