@@ -29,6 +29,7 @@ import math
 import time
 from dataclasses import asdict
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from .measure import (
@@ -118,6 +119,7 @@ def run_bench(*args: Any, **kwargs: Any) -> dict:
         f"{len(s.models)} models and an A/A copy of {s.models[0]}")
     static, latency = profile_models(s, nc)
     latency_s = time.perf_counter() - t0
+    say(_latency_line(latency))
     plan = probe(s, data_yaml, latency_s) if s.budget else {"probes": None, "epochs": s.epochs}
     n_epochs = plan["epochs"]
     estimate = estimate_train_s(plan["probes"], len(s.seeds), n_epochs) if plan["probes"] else None
@@ -126,31 +128,51 @@ def run_bench(*args: Any, **kwargs: Any) -> dict:
     say(f"[plan] {len(s.models) * len(s.seeds)} runs x {n_epochs} epochs, imgsz {s.imgsz}, batch {s.batch}, "
         f"data {data_yaml}" + (f"; about {estimate / 60:.1f} min of training" if estimate else ""))
     runs = train_all(s, data_yaml, n_epochs, estimate)
-    widest = widest_interval([v["ratio"] for v in list(latency.values())[1:]])
     total_s = time.perf_counter() - t0
-    settings = {**asdict(s), "out": str(s.out), "data": data_yaml, "epochs": n_epochs,
-                "epochs_cap": (s.epochs or MAX_EPOCHS) if s.budget else None}
+    timing = {"latency_s": latency_s, "probe_s": probe_s, "train_s": total_s - latency_s - probe_s, "total_s": total_s}
+    result = _result(s, env, data_yaml, nc, static, latency, plan, runs, timing)
+    write_outputs(result, s.out)
+    say(f"wrote {s.out / 'bench.md'}, bench.json and bench.png ({total_s / 60:.1f} min)")
+    return result
+
+
+def _latency_line(latency: dict) -> str:
+    """Summarise the measured latency ratios (median and interval) in one progress line."""
+    ref, *others = latency
+    parts = []
+    for name in others:
+        r = latency[name]["ratio"]
+        shown = "A/A" if name.endswith(AA_SUFFIX) else Path(name).stem
+        interval = " [{:.3f}, {:.3f}]".format(*r["interval"]) if r["interval"] else ""
+        parts.append(f"{shown} {r['median']:.3f}{interval}")
+    n = len(latency[ref]["ms"]["per_round"])
+    return f"[latency] ratio to {Path(ref).stem} over {n} rounds: " + ", ".join(parts)
+
+
+def _result(s: BenchSettings, env: dict, data: str, nc: int, static: dict, latency: dict, plan: dict, runs: dict,
+            timing: dict) -> dict:
+    """Assemble the result that ``run_bench`` returns and writes to ``bench.json``."""
     aa = s.models[0] + AA_SUFFIX
-    result = {
+    widest = widest_interval([v["ratio"] for v in list(latency.values())[1:]])
+    settings = {**asdict(s), "out": str(s.out), "data": data, "epochs": plan["epochs"],
+                "epochs_cap": (s.epochs or MAX_EPOCHS) if s.budget else None}
+    return {
         "schema": 2,
         "date": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
         "environment": env,
         "settings": settings,
         "preset": asdict(PRESETS[s.preset]),
         "plan": plan,
-        "timing": {"latency_s": latency_s, "probe_s": probe_s, "train_s": total_s - latency_s - probe_s,
-                   "total_s": total_s},
+        "timing": timing,
         "nc": nc,
         "t_critical": t_critical(len(s.seeds) - 1) if len(s.seeds) > 1 else None,
         "pairing": pairing(runs),
-        "latency": {"rounds": len(latency[aa]["ms"]["per_round"]), "target": None if s.latency_repeats else
-                    LATENCY_TARGET, "widest": widest if math.isfinite(widest) else None},
+        "latency": {"rounds": len(latency[aa]["ms"]["per_round"]),
+                    "target": None if s.latency_repeats else LATENCY_TARGET,
+                    "widest": widest if math.isfinite(widest) else None},
         "aa": {"model": aa, "latency_ms": latency[aa]["ms"], "latency_ratio": latency[aa]["ratio"]},
         "models": model_rows(s.models, static, latency, runs),
     }
-    write_outputs(result, s.out)
-    say(f"wrote {s.out / 'bench.md'}, bench.json and bench.png ({total_s / 60:.1f} min)")
-    return result
 
 
 run_bench.__signature__ = SIGNATURE  # help() and IDEs show the options
