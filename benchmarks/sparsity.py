@@ -17,7 +17,7 @@ BatchNorm2d weight: the network-slimming setting) and reports, from the final we
   model is erratic).
 
     python benchmarks/sparsity.py [--model yolov8n.yaml] [--epochs 12] [--n-train 128] [--imgsz 96] [--batch 4]
-        [--sgd-p 0,2e-2] [--adamw-p 0,1e-3] [--adamw-lr0 0.01] [--seed 0] [--out benchmarks/results/sparsity.json]
+        [--sgd-p 0,3.5e-2] [--adamw-p 0,1e-3] [--adamw-lr0 0.01] [--seed 0] [--out benchmarks/results/sparsity.json]
 """
 
 from __future__ import annotations
@@ -184,7 +184,7 @@ def main() -> dict:
     ap.add_argument("--n-val", type=int, default=32)
     ap.add_argument("--imgsz", type=int, default=96)
     ap.add_argument("--batch", type=int, default=4, help="also nbs: one optimizer step per batch")
-    ap.add_argument("--sgd-p", default="0,2e-2", help="penalties for SGD, comma-separated")
+    ap.add_argument("--sgd-p", default="0,3.5e-2", help="penalties for SGD, comma-separated")
     ap.add_argument("--adamw-p", default="0,1e-3", help="penalties for AdamW, comma-separated")
     ap.add_argument("--sgd-lr0", type=float, default=0.01, help="Ultralytics' default lr0")
     ap.add_argument("--adamw-lr0", type=float, default=0.01, help="Ultralytics' default lr0 (optimizer=auto would pick ~7e-4)")
