@@ -1,19 +1,24 @@
 """Benchmark: each attention block against the memory-bound floor, at the feature maps YOLOv8n feeds it.
 
-The shapes are read off the ready-made configs: each ``yolov8n-<block>.yaml`` is built and run once at 640 px with
-hooks on its blocks (for scale n: (B,32,160,160), (B,64,80,80), (B,128,40,40), (B,256,20,20)). At every shape and
-batch, these are timed in one interleaved loop (one call of each per round in a shuffled order, the median over
-rounds reported):
+The blocks come from the registry (every registered block, including ones added later), each with its ready-made
+config ``yolov8n-<name>.yaml`` (blocks without one are skipped) and, for blocks that fold for inference
+(``can_fuse()``), a fused variant too. The shapes are read off the configs: each is built and run once at 640 px
+with hooks on its blocks (for scale n and a gate at the end of each backbone stage: (B,32,160,160), (B,64,80,80),
+(B,128,40,40), (B,256,20,20)). At every shape and batch, these are timed in one interleaved loop (one call of each
+per round in a shuffled order, the median over rounds reported):
 
 - floor: ``x.clone()``, one elementwise read+write pass that allocates its output, as every block must. A copy into
   a preallocated tensor is recorded too (``floor_out_ms``); it leaves out the allocation, which for tensors above
   glibc's 32 MB mmap threshold means fresh zero-filled pages and costs more than the copy itself.
 - sigmoid: ``torch.sigmoid(x)``, one pass with one exp per element: what any sigmoid gate pays at least.
-- each block in eval mode under ``torch.inference_mode()`` (as ``predict``/``val``), NAM unfused and fused;
+- each block in eval mode under ``torch.inference_mode()`` (as ``predict``/``val``), unfused and fused;
 - each block in training mode, forward + backward (gradient for the input and the parameters).
 
-Ratios are to the floor of the same round. A small whole-model check follows: stock YOLOv8n against each
-ready-made config, 640 px, batch 1, eval, fused, interleaved, median latency ratio; then where DAS spends its time.
+Block parameters and BatchNorm running statistics are randomised (``_randomise``), as after training, so that
+data-dependent paths (e.g. deformable sampling offsets, which start at zero) do real work. Ratios are to the floor of the same round. Then where each block's eval forward
+spends its time (batch 1, the operators with the most self CPU time, from ``torch.profiler``), and a whole-model
+check: stock YOLOv8n against a second copy of itself (the A/A row: the noise floor of the ratios) and each
+ready-made config, 640 px, batch 1, eval, fused, interleaved, median latency ratio with its 95% interval.
 
     python benchmarks/modules.py [--batches 1,16] [--repeats 15] [--threads N] [--quick] [--out FILE]
 """
@@ -21,6 +26,7 @@ ready-made config, 640 px, batch 1, eval, fused, interleaved, median latency rat
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import platform
 import statistics
@@ -30,43 +36,47 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
-from torchvision.ops import deform_conv2d  # noqa: E402
 from ultralytics.nn.tasks import DetectionModel  # noqa: E402
 
-import yolo_attn  # noqa: E402, F401 - registers the blocks and the fuse hook
+import yolo_attn  # noqa: E402 - registers the blocks and the fuse hook
 from yolo_attn.bench.timing import interleaved, ratio_summary  # noqa: E402
-from yolo_attn.modules import DAS, NAM, SE, SimAM  # noqa: E402
-from yolo_attn.modules.das import deform_conv2d_sampled  # noqa: E402
 from _results import write_json  # benchmarks/ is on sys.path when a script runs
 
 __all__ = ["main"]
 
-CONFIGS = {"NAM": "nam", "SimAM": "simam", "SE": "se", "DAS": "das"}
+
+def configs() -> dict[str, str]:
+    """Return registered block name -> its ready-made scale-n config, for every block that has one.
+
+    Returns:
+        (dict[str, str]): E.g. ``{"<Name>": "yolov8n-<name>.yaml", ...}``, in registry order.
+    """
+    return {name: f"yolov8n-{name.lower()}.yaml" for name, _ in yolo_attn.BLOCKS.items()
+            if yolo_attn.find_config(f"yolov8-{name.lower()}.yaml")}
 
 
-def block_shapes(imgsz: int = 640) -> list[tuple[int, int, int]]:
-    """Return the (C, H, W) inputs of the kit blocks in yolov8n-nam.yaml at ``imgsz``, checked equal in every config.
+def block_shapes(cfgs: dict[str, str], imgsz: int = 640) -> dict[str, list[tuple[int, int, int]]]:
+    """Return the (C, H, W) inputs of the kit blocks in each config at ``imgsz``.
 
     Args:
+        cfgs (dict[str, str]): Block name -> config, as :func:`configs`.
         imgsz (int): Input image size.
 
     Returns:
-        (list[tuple[int, int, int]]): One (C, H, W) per block, in model order.
+        (dict[str, list[tuple[int, int, int]]]): Block name -> one (C, H, W) per block in the model, in model order.
     """
+    kit = tuple(yolo_attn.BLOCKS.classes())
     found = {}
-    for name, cfg in CONFIGS.items():
-        model = DetectionModel(f"yolov8n-{cfg}.yaml", verbose=False).eval()
+    for name, cfg in cfgs.items():
+        model = DetectionModel(cfg, verbose=False).eval()
         shapes = []
         for m in model.modules():
-            if isinstance(m, (NAM, SimAM, SE, DAS)):
+            if isinstance(m, kit):
                 m.register_forward_hook(lambda mod, inp, out, s=shapes: s.append(tuple(inp[0].shape[1:])))
         with torch.inference_mode():
             model(torch.zeros(1, 3, imgsz, imgsz))
-        found[name] = shapes
-    first = next(iter(found.values()))
-    if any(s != first for s in found.values()):
-        raise RuntimeError(f"the ready-made configs feed their blocks different shapes: {found}")
-    return first
+        found[name] = list(dict.fromkeys(shapes))  # a shape met twice is timed once
+    return found
 
 
 def _stats(t: list[float], floor: list[float]) -> dict:
@@ -77,22 +87,44 @@ def _stats(t: list[float], floor: list[float]) -> dict:
     return {"ms": med * 1e3, "spread_pct": 50 * (q[2] - q[0]) / med, "ratio": statistics.median(ratios)}
 
 
-def make_blocks(c: int) -> dict[str, nn.Module]:
-    """Return the blocks at ``c`` channels, NAM with non-trivial BN statistics (unfused and fused)."""
-    torch.manual_seed(0)
-    nam = NAM(c)
+def _randomise(block: nn.Module) -> nn.Module:
+    """Give a block random parameters and BatchNorm statistics (seeded), so every data-dependent path does work."""
+    g = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        nam.bn.running_mean.normal_(0, 0.3)
-        nam.bn.running_var.uniform_(0.5, 2.0)
-    nam_fused = NAM(c)
-    nam_fused.load_state_dict(nam.state_dict())
-    return {"NAM": nam, "NAM (fused)": nam_fused.eval().fuse(), "SimAM": SimAM(c), "SE": SE(c), "DAS": DAS(c)}
+        for name, p in block.named_parameters():
+            scale = name.endswith("weight") and p.dim() == 1  # norm scales around 1, everything else around 0
+            p.copy_(torch.randn(p.shape, generator=g) * 0.1 + float(scale))
+        for m in block.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+                m.running_mean.normal_(0, 0.3, generator=g)
+                m.running_var.uniform_(0.5, 2.0, generator=g)
+    return block
 
 
-def bench_shape(c: int, h: int, w: int, batch: int, repeats: int) -> list[dict]:
-    """Eval and train timings of every block at one shape and batch.
+def make_blocks(names: list[str], c: int) -> dict[str, nn.Module]:
+    """Return the named blocks at ``c`` channels, randomised, plus a fused copy of those that fold for inference.
 
     Args:
+        names (list[str]): Registered block names.
+        c (int): Channels.
+
+    Returns:
+        (dict[str, nn.Module]): Label -> block (``"<name> (fused)"`` for the fused copies).
+    """
+    blocks = {}
+    for name in names:
+        cls = yolo_attn.BLOCKS.get(name)
+        blocks[name] = _randomise(cls(c))
+        if cls.can_fuse():
+            blocks[f"{name} (fused)"] = copy.deepcopy(blocks[name]).eval().fuse()
+    return blocks
+
+
+def bench_shape(names: list[str], c: int, h: int, w: int, batch: int, repeats: int) -> list[dict]:
+    """Eval and train timings of the named blocks at one shape and batch.
+
+    Args:
+        names (list[str]): Registered block names fed this shape by their configs.
         c (int): Channels.
         h (int): Height.
         w (int): Width.
@@ -100,11 +132,11 @@ def bench_shape(c: int, h: int, w: int, batch: int, repeats: int) -> list[dict]:
         repeats (int): Timed rounds.
 
     Returns:
-        (list[dict]): One row per block.
+        (list[dict]): One row per block (and fused variant).
     """
     x = torch.randn(batch, c, h, w)
     out = torch.empty_like(x)
-    blocks = make_blocks(c)
+    blocks = make_blocks(names, c)
     with torch.inference_mode():
         for m in blocks.values():
             m.eval()
@@ -113,7 +145,7 @@ def bench_shape(c: int, h: int, w: int, batch: int, repeats: int) -> list[dict]:
         ev = interleaved(fns, repeats, order="shuffle")
     xg = x.clone().requires_grad_()
     gy = torch.ones_like(x)
-    trainable = {k: m.train() for k, m in blocks.items() if k != "NAM (fused)"}  # train() unfuses; same as NAM
+    trainable = {k: m.train() for k, m in blocks.items() if k in names}  # fused copies: train() would unfuse them
     fns = {"floor": lambda: x.clone()}
     fns.update({k: (lambda m=m: m(xg).backward(gy)) for k, m in trainable.items()})
     tr = interleaved(fns, repeats, order="shuffle")
@@ -128,18 +160,20 @@ def bench_shape(c: int, h: int, w: int, batch: int, repeats: int) -> list[dict]:
     return rows
 
 
-def bench_models(repeats: int, imgsz: int = 640) -> list[dict]:
-    """Median eval latency of fused YOLOv8n and each ready-made config at batch 1, and the ratio to stock.
+def bench_models(cfgs: dict[str, str], repeats: int, imgsz: int = 640) -> list[dict]:
+    """Median eval latency of fused YOLOv8n, a second copy of it (A/A) and each config at batch 1, ratio to stock.
 
     Args:
+        cfgs (dict[str, str]): Block name -> config, as :func:`configs`.
         repeats (int): Timed rounds.
         imgsz (int): Input size.
 
     Returns:
         (list[dict]): One row per model.
     """
-    models = {"yolov8n": DetectionModel("yolov8n.yaml", verbose=False)}
-    models.update({f"yolov8n-{c}": DetectionModel(f"yolov8n-{c}.yaml", verbose=False) for c in CONFIGS.values()})
+    models = {"yolov8n": DetectionModel("yolov8n.yaml", verbose=False),
+              "yolov8n (A/A copy)": DetectionModel("yolov8n.yaml", verbose=False)}
+    models.update({cfg.removesuffix(".yaml"): DetectionModel(cfg, verbose=False) for cfg in cfgs.values()})
     x = torch.rand(1, 3, imgsz, imgsz)
     for m in models.values():
         m.eval().fuse(verbose=False)
@@ -149,37 +183,33 @@ def bench_models(repeats: int, imgsz: int = 640) -> list[dict]:
             for k, v in t.items()]
 
 
-def das_breakdown(c: int, h: int, w: int, repeats: int) -> dict:
-    """Where DAS's eval forward goes at one shape (batch 1): ms per stage, torchvision's kernel for comparison.
+def op_profile(names: list[str], c: int, h: int, w: int, calls: int, top: int = 5) -> dict[str, list[list]]:
+    """Where each block's eval forward goes at one shape (batch 1): the operators with the most self CPU time.
 
     Args:
+        names (list[str]): Registered block names.
         c (int): Channels.
         h (int): Height.
         w (int): Width.
-        repeats (int): Timed rounds.
+        calls (int): Profiled calls per block (after one warm-up call).
+        top (int): Operators listed per block.
 
     Returns:
-        (dict): Stage -> median ms.
+        (dict[str, list[list]]): Block label -> ``[operator, ms per call, % of the block's self CPU time]`` rows.
     """
-    m = DAS(c).eval()
     x = torch.randn(1, c, h, w)
+    res = {}
     with torch.inference_mode():
-        with torch.no_grad():
-            nn.init.normal_(m.offset.weight, 0, 0.1)  # non-zero offsets, as after training
-        hid = m.act(m._instance_norm(m.pw(m.dw(x))))
-        off = torch.nan_to_num(m.offset(hid), nan=0.0)
-        g = deform_conv2d_sampled(hid, off, m.weight, m.bias)
-        fns = {
-            "dw+pw+IN+GELU": lambda: m.act(m._instance_norm(m.pw(m.dw(x)))),
-            "offset conv": lambda: m.offset(hid),
-            "nan_to_num+clamp": lambda: torch.nan_to_num(off, nan=0.0).clamp(-h - 3, h + 3),
-            "deform (sampled)": lambda: deform_conv2d_sampled(hid, off, m.weight, m.bias),
-            "deform (torchvision)": lambda: deform_conv2d(hid, off, m.weight, m.bias, padding=1),
-            "LN_C+sigmoid": lambda: m._channel_layer_norm(g.clone()).sigmoid_(),
-            "total": lambda: m(x),
-        }
-        t = interleaved(fns, repeats, order="shuffle")
-    return {k: statistics.median(v) * 1e3 for k, v in t.items()}
+        for k, m in make_blocks(names, c).items():
+            m.eval()(x)
+            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+                for _ in range(calls):
+                    m(x)
+            ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+            total = sum(e.self_cpu_time_total for e in ops) or 1.0
+            res[k] = [[e.key, e.self_cpu_time_total / calls / 1e3, 100 * e.self_cpu_time_total / total]
+                      for e in ops[:top]]
+    return res
 
 
 def main() -> dict:
@@ -201,19 +231,24 @@ def main() -> dict:
     repeats = 3 if args.quick else args.repeats
     batches = [int(b) for b in args.batches.split(",")]
 
-    shapes = block_shapes()
+    cfgs = configs()
+    per_block = block_shapes(cfgs)
+    shapes = list(dict.fromkeys(s for v in per_block.values() for s in v))  # every shape once, in model order
+    fed = {s: [n for n in cfgs if s in per_block[n]] for s in shapes}  # shape -> blocks whose config feeds it
     meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
             "machine": platform.processor() or platform.machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
-            "repeats": repeats, "batches": batches, "shapes_chw": shapes}
+            "repeats": repeats, "batches": batches, "configs": cfgs,
+            "shapes_chw": {n: [list(s) for s in v] for n, v in per_block.items()}}
     print(f"torch {meta['torch']}, {meta['threads']} threads, {meta['cpus']} cpus; median of {repeats} rounds")
+    print(f"blocks (registry, with a ready-made config): {', '.join(cfgs)}")
     print("ratio = block / floor (x.clone()) in the same round; spread = half the IQR in % of the median\n")
     print("| block | input | floor ms | eval ms (spread) | eval / floor | eval / sigmoid | train fwd+bwd ms "
           "| train / floor |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     rows = []
     for batch in batches:
-        for c, h, w in shapes:
-            for r in bench_shape(c, h, w, batch, repeats):
+        for (c, h, w), names in fed.items():
+            for r in bench_shape(names, c, h, w, batch, repeats):
                 rows.append(r)
                 e, t = r["eval"], r["train"]
                 tr = f"{t['ms']:.2f} ({t['spread_pct']:.0f}%) | {t['ratio']:.1f}" if t else "- | -"
@@ -221,17 +256,16 @@ def main() -> dict:
                 print(f"| {r['block']} | {batch}x{c}x{h}x{w} | {r['floor_ms']:.3f} | {ev} | {tr} |", flush=True)
     res = {"meta": meta, "blocks": rows}
 
-    res["das_breakdown"] = {f"1x{c}x{h}x{w}": das_breakdown(c, h, w, repeats) for c, h, w in shapes}
-    stages = list(next(iter(res["das_breakdown"].values())))
-    print("\nDAS eval forward, batch 1, ms per stage:\n")
-    print("| input | " + " | ".join(stages) + " |")
-    print("|---|" + "---:|" * len(stages))
-    for k, v in res["das_breakdown"].items():
-        print(f"| {k} | " + " | ".join(f"{v[s]:.2f}" for s in stages) + " |")
+    res["op_profile"] = {f"1x{c}x{h}x{w}": op_profile(names, c, h, w, repeats) for (c, h, w), names in fed.items()}
+    print("\nEval forward, batch 1: operators with the most self CPU time (ms per call, % of the block):\n")
+    print("| block | input | operators |\n|---|---|---|")
+    for shape, blocks in res["op_profile"].items():
+        for k, ops in blocks.items():
+            print(f"| {k} | {shape} | " + ", ".join(f"{op} {ms:.3f} ({pct:.0f}%)" for op, ms, pct in ops) + " |")
 
     if not args.no_models:
-        res["models"] = bench_models(5 if args.quick else args.repeats)
-        print("\nWhole model, 640 px, batch 1, eval, fused:\n")
+        res["models"] = bench_models(cfgs, 5 if args.quick else args.repeats)
+        print("\nWhole model, 640 px, batch 1, eval, fused (A/A: stock against a second copy of itself):\n")
         print("| model | ms (spread) | ratio to yolov8n [95% CI of the median] |\n|---|---:|---:|")
         for r in res["models"]:
             ci = "[{:.3f}, {:.3f}]".format(*r["ratio_interval"]) if r["ratio_interval"] else "(too few rounds)"

@@ -256,6 +256,47 @@ def test_das_sampled_deform_conv_matches_torchvision():
             torch.testing.assert_close(deform_conv2d_sampled(h, off, w, b).double(), ref, rtol=0, atol=ATOL)
 
 
+@pytest.mark.parametrize("kind", ["integer", "far", "tiny", "float64"])
+def test_das_gather_exact_where_float32_coordinates_are_not(kind):
+    """The gather splits each position into an integer corner and the offset's fraction: exact on a 160x96 map.
+
+    Integer offsets hit pixel centres (one corner of weight 1), far ones (hundreds of px, beyond the zero border)
+    read zeros, tiny ones (1e-6 px) must still move the samples as torchvision's float64 kernel does, and float64
+    input stays float64.
+    """
+    from yolo_attn.modules.das import deform_conv2d_sampled
+
+    g = torch.Generator().manual_seed(1)
+    h, w, b = torch.randn(2, 4, 160, 96, generator=g), torch.randn(6, 4, 3, 3, generator=g) * 0.3, torch.zeros(6)
+    off = {
+        "integer": torch.randint(-3, 4, (2, 18, 160, 96), generator=g).float(),
+        "far": torch.randn(2, 18, 160, 96, generator=g) * 400,
+        "tiny": torch.randn(2, 18, 160, 96, generator=g) * 1e-6,
+        "float64": torch.randn(2, 18, 160, 96, generator=g) * 3,
+    }[kind]
+    if kind == "float64":
+        h, w, b, off = h.double(), w.double(), b.double(), off.double()
+    ref = deform_conv2d(h.double(), off.double(), w.double(), b.double(), padding=1)
+    y = deform_conv2d_sampled(h, off, w, b)
+    assert y.dtype == h.dtype
+    torch.testing.assert_close(y.double(), ref, rtol=0, atol=1e-12 if kind == "float64" else ATOL)
+    if kind == "far":
+        assert (ref == 0).float().mean() > 0.5  # most samples really land outside the map
+
+
+def test_das_gate_layout_and_channels_last_input():
+    """The CPU gate is a contiguous NCHW tensor (the next layer reads it as is), also from channels-last input."""
+    das = das_with_offsets(16, alpha=0.25, seed=7).eval()
+    x = torch.randn(2, 16, 11, 8)
+    with torch.no_grad():
+        y, g = das(x), das.gate(x)
+        y_cl = das(x.contiguous(memory_format=torch.channels_last))
+    assert g.is_contiguous() and y.is_contiguous()
+    torch.testing.assert_close(y_cl, y, rtol=0, atol=ATOL)  # the depthwise conv sums in another order
+    with torch.no_grad():
+        torch.testing.assert_close(g, das._gate_torchvision(x), rtol=0, atol=ATOL)
+
+
 @pytest.mark.parametrize("mode", ["train", "eval"])
 @pytest.mark.parametrize("grad", list(GRAD_MODES))
 def test_das_paths_match_torchvision_reference(mode, grad):
