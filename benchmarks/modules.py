@@ -15,10 +15,11 @@ per round in a shuffled order, the median over rounds reported):
 - each block in training mode, forward + backward (gradient for the input and the parameters).
 
 Block parameters and BatchNorm running statistics are randomised (``_randomise``), as after training, so that
-data-dependent paths (e.g. deformable sampling offsets, which start at zero) do real work. Ratios are to the floor of the same round. Then where each block's eval forward
-spends its time (batch 1, the operators with the most self CPU time, from ``torch.profiler``), and a whole-model
-check: stock YOLOv8n against a second copy of itself (the A/A row: the noise floor of the ratios) and each
-ready-made config, 640 px, batch 1, eval, fused, interleaved, median latency ratio with its 95% interval.
+data-dependent paths (e.g. deformable sampling offsets, which start at zero) do real work. Ratios are to the floor of
+the same round. Then where each block's eval forward spends its time (batch 1, the operators with the most self CPU
+time, from ``torch.profiler``), and a whole-model check: stock YOLOv8n against a second copy of itself (the A/A row:
+the noise floor of the ratios) and each ready-made config, 640 px, batch 1, eval, fused, interleaved, median latency
+ratio with its 95% interval.
 
     python benchmarks/modules.py [--batches 1,16] [--repeats 15] [--threads N] [--quick] [--out FILE]
 """

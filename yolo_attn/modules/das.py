@@ -21,16 +21,17 @@ input gives NaN/inf output instead of a segfault; finite offsets are untouched. 
 spatial element (a PyTorch rule, even in eval mode); on 1x1 maps the normalised value is exactly 0, so the
 bottleneck output there is the InstanceNorm shift beta, computed directly.
 
-Speed: on the CPU the deformable convolution is computed as a bilinear gather plus one matrix product, in
-channels-last layout: each sampling position is split into an integer corner (``floor`` of the offset plus the pixel
-and kernel-point coordinates, exact in any precision) and the fractional part of the offset (also exact), so float32
-keeps the sampling points exact where normalised ``grid_sample`` coordinates would move them by ~1e-5 px on 160-px
-maps; one ``embedding_bag`` call sums the four weighted corners of every (pixel, kernel point) from a zero-padded
-table of the bottleneck, and one ``addmm`` applies the kernel weights to the k*k gathered points. The bottleneck is
-computed channels-last too (the pointwise conv as a matrix product, InstanceNorm as one affine map), so the offset
-conv, the gather, the product and the channel LayerNorm all read contiguous rows. Same formula as torchvision's
-kernel (zero outside the map, corners outside count as zero), several times faster than it. On other devices, and
-while tracing or exporting (the ONNX ``DeformConv`` node), torchvision's ``deform_conv2d`` is used.
+Speed: on the CPU the deformable convolution is a bilinear gather plus one matrix product. Each sampling position is
+split into an integer corner (``floor`` of the offset plus the pixel and kernel-point coordinates) and the offset's
+fractional part, both exact in float32, so the samples sit exactly where torchvision's float64 kernel puts them
+(normalised ``grid_sample`` coordinates in float32 would move them by ~1e-5 px on 160-px maps); one ``embedding_bag``
+call sums the four weighted corners of every (pixel, kernel point) from a zero-padded channels-last table of the
+bottleneck, and one batched matrix product applies the kernel weights to the k*k samples. That product uses the
+weights minus their mean over output channels, so its output is already centred for the channel LayerNorm, which then
+needs one reduction and three in-place passes on the NCHW result. InstanceNorm works on contiguous (channel, H*W)
+rows. Same formula as torchvision's kernel (zero outside the map, corners outside count as zero), within 1e-5 of it
+in float64. On other devices, and while tracing or exporting (the ONNX ``DeformConv`` node), torchvision's
+``deform_conv2d`` is used.
 """
 
 from __future__ import annotations
@@ -252,8 +253,8 @@ class DAS(AttentionGate):
         b, c, hh, ww = x.shape
         hid, kk, grad = self.hidden, self.k * self.k, torch.is_grad_enabled()
         dt = torch.promote_types(x.dtype, torch.float32)  # float16/bfloat16 -> float32; float64 stays
-        # bottleneck: InstanceNorm (biased variance over H*W per sample and
-        # channel) on contiguous rows; on 1x1 maps p - mean is exactly 0 (NaN/inf stay), which leaves the shift beta
+        # bottleneck: InstanceNorm (biased variance over H*W per sample and channel) on contiguous rows; on 1x1 maps
+        # p - mean is exactly 0 (NaN/inf stay), which leaves the shift beta
         p = F.conv2d(self.dw(x).to(dt), self.pw.weight.to(dt)).flatten(2)  # (B, hidden, H*W)
         d = p - p.mean(-1, keepdim=True)
         var = torch.linalg.vector_norm(d, dim=-1, keepdim=True).square() / (hh * ww)  # (B, hidden, 1): tiny
@@ -263,7 +264,7 @@ class DAS(AttentionGate):
         o = self.offset  # channels-last input: channels-last output, (B, H, W, 2*k*k) in memory
         off = F.conv2d(h.permute(0, 3, 1, 2), o.weight.to(dt), o.bias.to(dt), padding=o.padding)
         off = off.permute(0, 2, 3, 1).reshape(b, hh, ww, kk, 2)
-        # NaN offsets would make NaN table rows; inf ones become huge finite ones, clamped to the zero border
+        # NaN offsets would give NaN corners; inf ones become huge finite ones, clamped to the zero border
         off = torch.nan_to_num(off, nan=0.0) if grad else torch.nan_to_num_(off, nan=0.0)
         cols = deform_gather(h, off, self.k).view(b, hh * ww, kk * hid)
         # the deformable conv's weights, with the channel mean taken out: its output is then already centred for the
