@@ -88,7 +88,8 @@ def val_images(data: str, n: int = 16) -> torch.Tensor:
     from PIL import Image
 
     files = sorted((Path(data).parent / "images" / "val").glob("*.jpg"))[:n]
-    return torch.stack([torch.from_numpy(np.asarray(Image.open(f).convert("RGB"))).permute(2, 0, 1) for f in files]) / 255
+    images = [torch.from_numpy(np.asarray(Image.open(f).convert("RGB"))).permute(2, 0, 1) for f in files]
+    return torch.stack(images) / 255
 
 
 @torch.no_grad()
@@ -136,7 +137,8 @@ def run_one(optimizer: str, p: float, data: str, project: str, args: argparse.Na
     mask_abs, mask_rel = below(gammas, SPARSITY_THRESHOLD, args.rel)
     map50, map5095 = val_map(trained, data, args, project)
     res = {
-        "optimizer": optimizer, "lr0": lr0, "p": p, "train_s": round(seconds, 1), "bn_channels": sum(g.numel() for g in gammas),
+        "optimizer": optimizer, "lr0": lr0, "p": p, "train_s": round(seconds, 1),
+        "bn_channels": sum(g.numel() for g in gammas),
         "median_abs_gamma": float(torch.cat(gammas).median()), "frac_below_abs": fraction(mask_abs),
         "frac_below_rel": fraction(mask_rel), "map50": map50, "map50_95": map5095,
         "train_loss": sum(float(final[f"train/{k}_loss"]) for k in ("box", "cls", "dfl")),
@@ -156,9 +158,9 @@ def table(rows: list[dict], rel: float) -> str:
     """Format the results as a markdown table."""
     t = f"{SPARSITY_THRESHOLD:g}"
     lines = [
-        f"| optimizer | lr0 | p | BN \\|gamma\\| < {t} | < {rel:g} x layer max | median \\|gamma\\| | mAP50 | mAP50-95 | "
-        f"mAP50-95, < {t} zeroed | output change, < {t} zeroed | output change, relative zeroed | train / val loss | "
-        "train s |",
+        f"| optimizer | lr0 | p | BN \\|gamma\\| < {t} | < {rel:g} x layer max | median \\|gamma\\| | mAP50 | "
+        f"mAP50-95 | mAP50-95, < {t} zeroed | output change, < {t} zeroed | output change, relative zeroed | "
+        "train / val loss | train s |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in rows:
@@ -187,7 +189,8 @@ def main() -> dict:
     ap.add_argument("--sgd-p", default="0,3.5e-2", help="penalties for SGD, comma-separated")
     ap.add_argument("--adamw-p", default="0,1e-3", help="penalties for AdamW, comma-separated")
     ap.add_argument("--sgd-lr0", type=float, default=0.01, help="Ultralytics' default lr0")
-    ap.add_argument("--adamw-lr0", type=float, default=0.01, help="Ultralytics' default lr0 (optimizer=auto would pick ~7e-4)")
+    ap.add_argument("--adamw-lr0", type=float, default=0.01,
+                    help="Ultralytics' default lr0 (optimizer=auto would pick ~7e-4 for 10 classes)")
     ap.add_argument("--rel", type=float, default=0.05, help="relative threshold: fraction of the layer's max |gamma|")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="benchmarks/results/sparsity.json")
@@ -202,7 +205,8 @@ def main() -> dict:
                 rows.append(run_one(optimizer, p, data, str(Path(tmp) / "runs"), args))
                 print(rows[-1], flush=True)
     text = table(rows, args.rel)
-    print(f"\n{args.model}, scope=all, {args.epochs} epochs, {args.n_train} images at {args.imgsz} px, batch {args.batch} "
+    print(f"\n{args.model}, scope=all, {args.epochs} epochs, {args.n_train} images at {args.imgsz} px, "
+          f"batch {args.batch} "
           f"(one optimizer step per batch), seed {args.seed}\n\n{text}")
     res = {
         "model": args.model, "epochs": args.epochs, "n_train": args.n_train, "n_val": args.n_val, "imgsz": args.imgsz,

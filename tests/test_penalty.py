@@ -45,7 +45,8 @@ def _net() -> nn.Module:
     return net
 
 
-def _step_grads(p: float, scaler: torch.amp.GradScaler, loss_gain: float = 1e-3) -> tuple[list[torch.Tensor], nn.Module]:
+def _step_grads(p: float, scaler: torch.amp.GradScaler, loss_gain: float = 1e-3
+                ) -> tuple[list[torch.Tensor], nn.Module]:
     """One backward + Ultralytics' own optimizer_step on a fake trainer; return the gradients the optimizer saw."""
     net = _net()
     net.yaml["nam_penalty"] = p
@@ -94,7 +95,7 @@ class _SpyFusedSGD(SpySGD):
 
 
 def test_exact_subgradient_when_the_optimizer_unscales_itself():
-    """scaler.step() without unscale_ on a fused-style optimizer: the term is pre-scaled, so it still ends up p*sign(w)."""
+    """scaler.step() without unscale_ on a fused-style optimizer: the term is pre-scaled, so it ends up p*sign(w)."""
     p, seen = 1e-3, []
     for penalty in (0.0, p):
         net = _net()
@@ -130,7 +131,8 @@ def test_any_block_with_scale_factors_is_penalised_and_reported():
     net = nn.Sequential(nn.Conv2d(3, 6, 1), nn.BatchNorm2d(6), _Scaled(6), NAM(6))
     got = yolo_attn.training.penalized_parameters(net, "nam")
     assert [id(w) for w in got] == [id(net[2].s), id(net[3].bn.weight)]
-    assert {id(w) for w in yolo_attn.training.penalized_parameters(net, "all")} == {id(w) for w in got} | {id(net[1].weight)}
+    every = yolo_attn.training.penalized_parameters(net, "all")
+    assert {id(w) for w in every} == {id(w) for w in got} | {id(net[1].weight)}
     net[2].s.grad = torch.zeros(6)
     opt = torch.optim.SGD([net[2].s], lr=1.0)
     hook = yolo_attn.training.L1Subgradient([net[2].s], 0.1).attach(opt)
@@ -153,7 +155,8 @@ def test_setting_stored_in_yaml_and_resolved_cli_over_yaml_over_default(monkeypa
     monkeypatch.delenv(ENV_SCOPE, raising=False)
     net = _net()
     assert resolve_setting(net.yaml) == (0.0, "nam")
-    assert store_setting(net, "2e-3", "all") == (2e-3, "all") and net.yaml == {"nam_penalty": 2e-3, "nam_penalty_scope": "all"}
+    assert store_setting(net, "2e-3", "all") == (2e-3, "all")
+    assert net.yaml == {"nam_penalty": 2e-3, "nam_penalty_scope": "all"}
     assert resolve_setting(net.yaml) == (2e-3, "all")
     monkeypatch.setenv(ENV_PENALTY, "5e-4")
     assert resolve_setting(net.yaml) == (5e-4, "all")

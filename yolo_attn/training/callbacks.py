@@ -144,8 +144,8 @@ def plot_gamma_histograms(tensors: list[tuple[str, str, Any, torch.Tensor]], pat
         hi = max(float(g.max()), SPARSITY_THRESHOLD) * 1.05  # from 0: shows the threshold, never a zero-width range
         ax.hist(g, bins=30, range=(0.0, hi), color="#1f77b4")
         ax.axvline(SPARSITY_THRESHOLD, color="r", lw=1, ls="--")
-        title = f"{layer} {type(m).__name__} {param}\n{g.size} ch, {(g < SPARSITY_THRESHOLD).sum()} < {SPARSITY_THRESHOLD:g}"
-        ax.set_title(title, fontsize=8)
+        low = (g < SPARSITY_THRESHOLD).sum()
+        ax.set_title(f"{layer} {type(m).__name__} {param}\n{g.size} ch, {low} < {SPARSITY_THRESHOLD:g}", fontsize=8)
         ax.set_xlabel("|gamma|", fontsize=8)
     fig.savefig(path, dpi=150)
     plt.close(fig)

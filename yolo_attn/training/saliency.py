@@ -74,7 +74,8 @@ def nam_saliency(model: Any, threshold: float = SPARSITY_THRESHOLD) -> list[dict
         model = YOLO(str(model))
     net = network(model)
     if not isinstance(net, nn.Module):
-        raise TypeError(f"nam_saliency needs a checkpoint path, a YOLO model or an nn.Module, got {type(model).__name__}")
+        what = type(model).__name__
+        raise TypeError(f"nam_saliency needs a checkpoint path, a YOLO model or an nn.Module, got {what}")
     rows = []
     for layer, param, m, g in scale_factor_tensors(net):
         low = g < threshold
