@@ -30,7 +30,8 @@ bottleneck, and one batched matrix product applies the kernel weights to the k*k
 weights minus their mean over output channels, so its output is already centred for the channel LayerNorm, which then
 needs one reduction and three in-place passes on the NCHW result. InstanceNorm works on contiguous (channel, H*W)
 rows. Same formula as torchvision's kernel (zero outside the map, corners outside count as zero), within 1e-5 of it
-in float64. On other devices, and while tracing or exporting (the ONNX ``DeformConv`` node), torchvision's
+in float64. With autograd (training) the samples come from one float64 ``grid_sample`` call instead, whose backward
+is faster than the gather's. On other devices, and while tracing or exporting (the ONNX ``DeformConv`` node), torchvision's
 ``deform_conv2d`` is used.
 """
 
@@ -175,6 +176,34 @@ def deform_conv2d_sampled(
     return out.view(b, hh, ww, -1).permute(0, 3, 1, 2).to(h.dtype)
 
 
+def _grid_sample_cols(h: torch.Tensor, offset: torch.Tensor, k: int) -> torch.Tensor:
+    """The k*k bilinear samples as :func:`deform_gather`, by one float64 ``grid_sample`` call (used with autograd).
+
+    ``grid_sample``'s backward is several times faster than ``embedding_bag``'s on large maps, so training keeps it;
+    float64 keeps the normalised coordinates exact enough (float32 would move the points by ~1e-5 px on 160-px maps).
+
+    Args:
+        h (torch.Tensor): Input of shape (B, Ch, H, W), any memory layout.
+        offset (torch.Tensor): Offsets of shape (B, 2 * k * k, H, W), finite, within the map plus the kernel reach.
+        k (int): Kernel size (odd).
+
+    Returns:
+        (torch.Tensor): Samples of shape (B, Ch * k*k, H * W), channel-major, dtype of ``h``.
+    """
+    b, ch, hh, ww = h.shape
+    kk, f64 = k * k, torch.float64
+    r = torch.arange(k, dtype=f64, device=h.device) - k // 2
+    off = offset.to(f64).view(b, kk, 2, hh, ww)
+    # grid_sample with align_corners=False reads coordinate g as pixel ((g + 1) * size - 1) / 2: invert that map
+    ys = torch.arange(hh, dtype=f64, device=h.device).view(1, 1, hh, 1) + r.repeat_interleave(k).view(1, kk, 1, 1)
+    xs = torch.arange(ww, dtype=f64, device=h.device).view(1, 1, 1, ww) + r.repeat(k).view(1, kk, 1, 1)
+    gy = (off[:, :, 0] + ys).mul_(2 / hh).add_(1 / hh - 1)
+    gx = (off[:, :, 1] + xs).mul_(2 / ww).add_(1 / ww - 1)
+    grid = torch.stack((gx, gy), -1).view(b, kk * hh, ww, 2)  # the kk points stacked along H: one call
+    cols = F.grid_sample(h.to(f64), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return cols.to(h.dtype).view(b, ch * kk, hh * ww)  # (B, Ch, kk*H, W) is (B, Ch*kk, H*W) in memory
+
+
 def _exporting() -> bool:
     """Whether a tracer or exporter records the graph (it must see torchvision's op, mapped to ONNX DeformConv)."""
     return torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
@@ -266,12 +295,17 @@ class DAS(AttentionGate):
         off = off.permute(0, 2, 3, 1).reshape(b, hh, ww, kk, 2)
         # NaN offsets would give NaN corners; inf ones become huge finite ones, clamped to the zero border
         off = torch.nan_to_num(off, nan=0.0) if grad else torch.nan_to_num_(off, nan=0.0)
-        cols = deform_gather(h, off, self.k).view(b, hh * ww, kk * hid)
+        if grad:  # samples (B, hidden*kk, H*W), channel-major; beyond the map plus the kernel reach all read 0
+            reach = max(hh, ww) + self.k
+            off = off.clamp(-reach, reach).permute(0, 3, 4, 1, 2).reshape(b, 2 * kk, hh, ww)
+            cols, wmat = _grid_sample_cols(h.permute(0, 3, 1, 2), off, self.k), self.weight.to(dt).view(c, -1)
+        else:  # samples (B, H*W, kk*hidden), point-major
+            cols = deform_gather(h, off, self.k).view(b, hh * ww, kk * hid).mT
+            wmat = self.weight.to(dt).permute(0, 2, 3, 1).reshape(c, kk * hid)
         # the deformable conv's weights, with the channel mean taken out: its output is then already centred for the
         # LayerNorm over channels, which needs one reduction (the variance) instead of a round trip to channels-last
-        wmat = self.weight.to(dt).permute(0, 2, 3, 1).reshape(c, kk * hid)
         bias = self.bias.to(dt)
-        g = torch.baddbmm((bias - bias.mean()).view(1, c, 1), (wmat - wmat.mean(0)).expand(b, -1, -1), cols.mT)
+        g = torch.baddbmm((bias - bias.mean()).view(1, c, 1), (wmat - wmat.mean(0)).expand(b, -1, -1), cols)
         rs = torch.rsqrt((g * g).sum(1, keepdim=True).div_(c).add_(self.ln.eps))  # (B, 1, H*W)
         w, beta = self.ln.weight.to(dt)[:, None], self.ln.bias.to(dt)[:, None]
         g = g * rs * w + beta if grad else g.mul_(rs).mul_(w).add_(beta)
