@@ -6,7 +6,7 @@ For each model (default stock ``yolov8n.yaml`` and ``yolov8n-nam.yaml``) and see
 2. prune the final weights with ``yolo_attn.prune`` at each ratio (default 0.3 and 0.5);
 3. fine-tune each pruned checkpoint with the stock trainer (``YOLO("pruned.pt").train``, no penalty);
 4. measure parameters, GFLOPs (640 px), the CPU latency ratio pruned / unpruned (both fused, batch 1, 640 px, eval,
-   interleaved rounds in shuffled order, median per model), and mAP50 / mAP50-95 before pruning, right after
+   interleaved rounds, median of the per-round ratios), and mAP50 / mAP50-95 before pruning, right after
    pruning and after fine-tuning.
 
 Prints a markdown table (mean +- spread over seeds) and writes JSON. Small settings run in minutes on a laptop:
@@ -22,7 +22,6 @@ import argparse
 import copy
 import os
 import platform
-import random
 import statistics
 import tempfile
 import time
@@ -35,10 +34,11 @@ import torch.nn as nn  # noqa: E402
 from ultralytics import YOLO  # noqa: E402
 
 import yolo_attn  # noqa: E402 - registers the blocks, the penalty callbacks and the slim rebuild hook
+from yolo_attn.bench.timing import interleaved, ratio_summary  # noqa: E402
 from yolo_attn.data import make_digits_dataset  # noqa: E402
 from _results import write_json  # benchmarks/ is on sys.path when a script runs
 
-__all__ = ["latency_ratio", "main"]
+__all__ = ["latency", "main"]
 
 
 def train(model: str, data: str, project: str, name: str, epochs: int, p: float, args: argparse.Namespace,
@@ -64,32 +64,23 @@ def params(weights: Path) -> int:
 
 
 @torch.inference_mode()
-def latency_ratio(
-    models: dict[str, nn.Module], imgsz: int = 640, rounds: int = 20, warmup: int = 3
-) -> dict[str, float]:
-    """Time models in interleaved rounds (shuffled order each round); return median latency in ms per model.
+def latency(dense: nn.Module, pruned: nn.Module, imgsz: int = 640, rounds: int = 20) -> dict:
+    """Time both networks in interleaved rounds (the shared helper); return medians and the pruned / dense ratio.
 
     Args:
-        models (dict[str, nn.Module]): Fused eval-mode networks by name.
+        dense (nn.Module): The unpruned network, fused, eval.
+        pruned (nn.Module): The pruned network, fused, eval.
         imgsz (int): Square input size (batch 1).
-        rounds (int): Timed rounds; each runs every model once.
-        warmup (int): Untimed rounds first.
+        rounds (int): Timed rounds; each runs both once, in alternating order.
 
     Returns:
-        (dict[str, float]): Median milliseconds per model.
+        (dict): ``dense_ms``, ``pruned_ms`` (medians), ``ratio`` (median of per-round ratios) and its ``interval``.
     """
     x = torch.rand(1, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(0))
-    times: dict[str, list[float]] = {k: [] for k in models}
-    order = list(models)
-    rng = random.Random(0)
-    for r in range(warmup + rounds):
-        rng.shuffle(order)
-        for k in order:
-            t = time.perf_counter()
-            models[k](x)
-            if r >= warmup:
-                times[k].append(1000 * (time.perf_counter() - t))
-    return {k: statistics.median(v) for k, v in times.items()}
+    times = interleaved({"dense": lambda: dense(x), "pruned": lambda: pruned(x)}, rounds, warmup=2)
+    summary = ratio_summary(times["pruned"], times["dense"])
+    ms = {k: 1000 * statistics.median(v) for k, v in times.items()}
+    return {"dense_ms": ms["dense"], "pruned_ms": ms["pruned"], "ratio": summary["median"], "interval": summary["interval"]}
 
 
 def fused(weights: Path) -> nn.Module:
@@ -112,13 +103,14 @@ def run_seed(model: str, seed: int, data: str, tmp: Path, args: argparse.Namespa
         after_ft = val_map(tuned, data, args, project)
         threads = torch.get_num_threads()
         torch.set_num_threads(args.threads or threads)  # latency only: training keeps torch's default
-        ms = latency_ratio({"dense": fused(dense), "pruned": fused(pruned)}, args.latency_imgsz, args.latency_rounds)
+        lat = latency(fused(dense), fused(pruned), args.latency_imgsz, args.latency_rounds)
         torch.set_num_threads(threads)
         rows.append({
             "model": model, "seed": seed, "ratio": ratio,
             "params": report.params[0], "params_pruned": report.params[1], "params_finetuned": params(tuned),
             "gflops": report.gflops[0], "gflops_pruned": report.gflops[1],
-            "latency_ms": ms["dense"], "latency_ms_pruned": ms["pruned"], "latency_ratio": ms["pruned"] / ms["dense"],
+            "latency_ms": lat["dense_ms"], "latency_ms_pruned": lat["pruned_ms"], "latency_ratio": lat["ratio"],
+            "latency_ratio_interval": lat["interval"],
             "map50": before[0], "map50_95": before[1],
             "map50_pruned": after_prune[0], "map50_95_pruned": after_prune[1],
             "map50_ft": after_ft[0], "map50_95_ft": after_ft[1],
