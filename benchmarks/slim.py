@@ -80,7 +80,8 @@ def latency(dense: nn.Module, pruned: nn.Module, imgsz: int = 640, rounds: int =
     times = interleaved({"dense": lambda: dense(x), "pruned": lambda: pruned(x)}, rounds, warmup=2)
     summary = ratio_summary(times["pruned"], times["dense"])
     ms = {k: 1000 * statistics.median(v) for k, v in times.items()}
-    return {"dense_ms": ms["dense"], "pruned_ms": ms["pruned"], "ratio": summary["median"], "interval": summary["interval"]}
+    return {"dense_ms": ms["dense"], "pruned_ms": ms["pruned"], "ratio": summary["median"],
+            "interval": summary["interval"]}
 
 
 def fused(weights: Path) -> nn.Module:
