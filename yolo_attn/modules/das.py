@@ -284,14 +284,14 @@ class DAS(AttentionGate):
         dt = torch.promote_types(x.dtype, torch.float32)  # float16/bfloat16 -> float32; float64 stays
         # bottleneck: InstanceNorm (biased variance over H*W per sample and channel) on contiguous rows; on 1x1 maps
         # p - mean is exactly 0 (NaN/inf stay), which leaves the shift beta
-        p = F.conv2d(self.dw(x).to(dt), self.pw.weight.to(dt)).flatten(2)  # (B, hidden, H*W)
+        p = self.pw(self.dw(x)).to(dt).flatten(2)  # (B, hidden, H*W); module calls keep users' forward hooks working
         d = p - p.mean(-1, keepdim=True)
         var = torch.linalg.vector_norm(d, dim=-1, keepdim=True).square() / (hh * ww)  # (B, hidden, 1): tiny
         scale = torch.rsqrt(var + self.norm.eps) * self.norm.weight.to(dt)[:, None]
         h = self.act(torch.addcmul(self.norm.bias.to(dt)[:, None], d, scale))
         h = h.mT.contiguous().view(b, hh, ww, hid)  # channels-last: rows of the gather table, offset conv input
-        o = self.offset  # channels-last input: channels-last output, (B, H, W, 2*k*k) in memory
-        off = F.conv2d(h.permute(0, 3, 1, 2), o.weight.to(dt), o.bias.to(dt), padding=o.padding)
+        o, hc = self.offset, h.permute(0, 3, 1, 2)  # channels-last input: channels-last output, (B, H, W, 2*k*k)
+        off = o(hc) if o.weight.dtype == dt else F.conv2d(hc, o.weight.to(dt), o.bias.to(dt), padding=o.padding)
         off = off.permute(0, 2, 3, 1).reshape(b, hh, ww, kk, 2)
         # NaN offsets would give NaN corners; inf ones become huge finite ones, clamped to the zero border
         off = torch.nan_to_num(off, nan=0.0) if grad else torch.nan_to_num_(off, nan=0.0)
