@@ -84,7 +84,8 @@ def _bilinear_taps(offset: torch.Tensor, hh: int, ww: int, k: int) -> tuple[torc
     # float32 holds every integer below 2^24 exactly: beyond that (maps over ~4000 px) the row index needs float64
     pdt = offset.dtype if rows < 2**24 else torch.float64
     fl = torch.floor(offset.detach())
-    base = fl.to(pdt) + _grid(hh, ww, k, pdt, offset.device)
+    frac = offset - fl  # exact; the gradient reaches the offsets through the weights
+    base = fl.to(pdt).add_(_grid(hh, ww, k, pdt, offset.device))  # fl is not needed any more
     if hh == ww:  # both corners stay inside the padded table
         base.clamp_(0, hh + 2 * _PAD - 2)
     else:
@@ -94,7 +95,6 @@ def _bilinear_taps(offset: torch.Tensor, hh: int, ww: int, k: int) -> tuple[torc
     if b > 1:
         row += torch.arange(b, device=row.device, dtype=row.dtype).view(b, 1, 1, 1) * rows
     idx = torch.stack((row, row + 1, row + wp, row + (wp + 1)), -1).view(-1, 4)
-    frac = offset - fl  # the gradient reaches the offsets through the weights
     ly, lx = frac[..., 0], frac[..., 1]
     if torch.is_grad_enabled() and offset.requires_grad:
         w11 = ly * lx
