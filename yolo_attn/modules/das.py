@@ -52,7 +52,7 @@ __all__ = ["DAS", "deform_conv2d_nhwc", "deform_conv2d_sampled", "deform_gather"
 _PAD = 2  # zero border of the gather table: corners clamped into it read zeros
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=16)  # a model's few map sizes; 1.8 MB each at 160x160, k=3
 def _grid(hh: int, ww: int, k: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """Return the (H, W, k*k, 2) table coordinates (y, x) of every pixel's regular kernel points, padding included."""
     with torch.inference_mode(False):  # a normal tensor, usable whatever the caller's grad mode
