@@ -18,7 +18,7 @@ import pytest
 import torch
 import torch.nn as nn
 import yaml
-from conftest import ROOT, run_python
+from conftest import CONFIGS, ROOT, run_python
 from ultralytics import YOLO
 from ultralytics.nn.tasks import ClassificationModel, DetectionModel
 
@@ -36,10 +36,22 @@ RATIO = 0.3
 TOL = 1e-4  # on head outputs, relative to max(1, |value|): box coordinates are pixels (float32 steps of ~1e-5 there)
 DAS_BOUND = 0.05  # DAS is not exact (its gate's LayerNorm spans all channels): the measured change must stay below
 STOCK = ["yolov8n.yaml", "yolov8n-seg.yaml", "yolo11n.yaml"]
-KIT_FAST = ["yolov8n-nam.yaml", "yolov8n-se.yaml", "yolov8n-simam.yaml", "yolov8n-das.yaml", "yolo11n-nam.yaml"]
-KIT_ALL = sorted(f"{p.stem[:6]}n{p.stem[6:]}.yaml" for p in (ROOT / "cfg").glob("*.yaml"))
-KIT_SLOW = [c for c in KIT_ALL if c not in KIT_FAST]
+FAMILIES = ["yolov8-seg", "yolov8-pose", "yolov8-obb", "yolov8-cls", "yolo11"]  # besides yolov8 (detect)
 
+
+def scaled(stem: str) -> str:
+    """Return the scale-n name of a config stem: ``yolov8-seg-nam`` -> ``yolov8n-seg-nam.yaml``."""
+    return f"{stem[:6]}n{stem[6:]}.yaml"
+
+
+# default run: every kit block's detection config; slow: each block once more, in another task (rotating), so every
+# block meets every head over the blocks, plus the stock pose, obb and cls models
+KIT_DETECT = [scaled(f"yolov8-{c}") for c in CONFIGS if (ROOT / "cfg" / f"yolov8-{c}.yaml").is_file()]
+KIT_ROTATED = [
+    scaled(f"{FAMILIES[i % len(FAMILIES)]}-{c}")
+    for i, c in enumerate(CONFIGS)
+    if (ROOT / "cfg" / f"{FAMILIES[i % len(FAMILIES)]}-{c}.yaml").is_file()
+]
 
 def sparse_bn(model: nn.Module, seed: int = 0) -> None:
     """Give every BatchNorm random statistics and |gamma| spread over decades, as after sparsity training."""
@@ -103,16 +115,17 @@ def check_preserved(cfg: str) -> None:
         assert diff < DAS_BOUND, f"{cfg}: inexact block changed the output by {diff:.2e}"
 
 
-@pytest.mark.parametrize("cfg", STOCK + KIT_FAST)
+@pytest.mark.parametrize("cfg", STOCK + KIT_DETECT)
 def test_function_preserved(cfg):
-    """Stock YOLOv8n/-seg, YOLO11n and kit models: pruned output == silenced unpruned output (DAS: bounded)."""
+    """Stock YOLOv8n/-seg, YOLO11n and every kit block's YOLOv8n: pruned output == silenced unpruned output (DAS:
+    bounded)."""
     check_preserved(cfg)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cfg", KIT_SLOW + ["yolov8n-pose.yaml", "yolov8n-obb.yaml", "yolov8n-cls.yaml"])
-def test_function_preserved_every_config(cfg):
-    """Every other shipped config (seg, pose, obb, cls, YOLO11) and the remaining stock tasks."""
+@pytest.mark.parametrize("cfg", KIT_ROTATED + ["yolov8n-pose.yaml", "yolov8n-obb.yaml", "yolov8n-cls.yaml"])
+def test_function_preserved_other_tasks(cfg):
+    """Each kit block in a seg, pose, obb, cls or YOLO11 config, and the stock pose, obb and cls models."""
     check_preserved(cfg)
 
 
