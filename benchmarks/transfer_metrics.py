@@ -30,7 +30,7 @@ from _results import write_json  # benchmarks/ is on sys.path when a script runs
 
 __all__ = ["main"]
 
-CONFIGS = ["nam", "simam", "se", "das"]
+CONFIGS = [n.lower() for n in yolo_attn.BLOCKS.names()[:4]]  # the first four registered blocks' ready-made configs
 
 
 def _args() -> argparse.Namespace:
@@ -86,7 +86,7 @@ def _stock(args: argparse.Namespace, project: Path) -> Path:
 def _transferred(cfg: str, weights: Path, nc: int) -> tuple[YOLO, yolo_attn.TransferReport]:
     """Return a YOLO wrapper around yolov8n-<cfg> (at the checkpoint's class count) holding the stock weights."""
     model = YOLO(str(weights))  # keeps the checkpoint's task and arguments
-    torch.manual_seed(0)  # SE's and DAS's gates are randomly initialised: the same draw on every run
+    torch.manual_seed(0)  # gates with random initial weights: the same draw on every run
     model.model = DetectionModel(f"yolov8n-{cfg}.yaml", nc=nc, verbose=False)
     report = yolo_attn.transfer_weights(model.model, weights)
     return model, report

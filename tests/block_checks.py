@@ -166,7 +166,7 @@ def stock_yolov8n_params() -> int:
 
 
 def yolov8n_dict(row: list) -> dict:
-    """Return YOLOv8n as a dict config with ``row`` (e.g. ``[-1, 1, "ECA", []]``) inserted after SPPF (layer 10)."""
+    """Return YOLOv8n as a dict config with ``row`` (e.g. ``[-1, 1, name, []]``) inserted after SPPF (layer 10)."""
     p5 = 10  # the head's deepest input: the row after SPPF
     backbone = [
         [-1, 1, "Conv", [64, 3, 2]],

@@ -13,7 +13,7 @@ import pytest
 import ultralytics
 import ultralytics.nn.tasks as tasks
 import ultralytics.utils.dist as dist
-from conftest import ROOT
+from conftest import CONFIG_BLOCKS, CONFIGS, KIT_BLOCKS, ROOT
 
 import yolo_attn
 from yolo_attn.integration.compat import SUPPORTED, UnsupportedUltralyticsError, check_ultralytics, parse_version
@@ -79,7 +79,8 @@ def test_ddp_header_reregisters_importable_user_blocks():
     """User blocks importable by module path are re-registered in the worker; the kit's own are not repeated."""
     from torch.nn import Identity
 
-    reg = yolo_attn.Registry("attention block", {"NAM": yolo_attn.NAM, "Ident": Identity})
+    name, cls = yolo_attn.BLOCKS.items()[0]  # a kit block: not repeated in the header
+    reg = yolo_attn.Registry("attention block", {name: cls, "Ident": Identity})
     header = ddp_header(reg)
     reregistered = [ln for ln in header.splitlines() if ln.startswith("_ya.BLOCKS.register(")]
     assert header.startswith(MARKER) and header.splitlines()[-1].startswith("_ya.register()")
@@ -91,14 +92,15 @@ def test_ddp_header_reregisters_importable_user_blocks():
 # the kit, so whatever is registered in the worker got there through the DDP file itself.
 _STOP_AT_MODEL = """
 import json, runpy, sys
+NAMES = sys.argv.pop(2).split(",")
 from ultralytics.engine.trainer import BaseTrainer
 
 def train(self):
     import ultralytics.nn.tasks as t
     model = self.get_model(cfg=self.args.model, weights=None, verbose=False)
-    kit = [type(m).__name__ for m in model.modules() if type(m).__name__ in ("NAM", "SimAM", "SE", "DAS")]
+    kit = [type(m).__name__ for m in model.modules() if type(m).__name__ in NAMES]
     hooks = sorted({e for e, fns in self.callbacks.items() for f in fns if f.__module__.startswith("yolo_attn")})
-    print("RESULT " + json.dumps({"registered": [n for n in ("NAM", "SimAM", "SE", "DAS") if hasattr(t, n)],
+    print("RESULT " + json.dumps({"registered": [n for n in NAMES if hasattr(t, n)],
                                   "blocks": kit, "kit_callbacks": hooks}))
 
 BaseTrainer.train = train
@@ -108,7 +110,8 @@ runpy.run_path(sys.argv[1], run_name="__main__")
 
 def _run_worker(file: Path, env: dict, cwd: Path) -> tuple[subprocess.CompletedProcess, dict | None]:
     """Run a DDP file up to model construction in a fresh interpreter; return the process and its RESULT line."""
-    proc = subprocess.run([sys.executable, "-c", _STOP_AT_MODEL, str(file)], env=env, cwd=cwd, capture_output=True,
+    names = ",".join(n for n, _ in KIT_BLOCKS)
+    proc = subprocess.run([sys.executable, "-c", _STOP_AT_MODEL, str(file), names], env=env, cwd=cwd, capture_output=True,
                           text=True, timeout=300)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     return proc, json.loads(lines[-1][7:]) if proc.returncode == 0 and lines else None
@@ -120,7 +123,8 @@ def test_ddp_worker_file_registers_blocks(tiny_data, tmp_path, env_subprocess):
     (8.3.x, early 8.4.x) the same file without the kit's header must fail: the header is what registers the kit."""
     from ultralytics.models.yolo.detect import DetectionTrainer
 
-    overrides = dict(model="yolov8n-das.yaml", data=str(tiny_data), epochs=1, batch=2, imgsz=64, workers=0,
+    stem, block = CONFIGS[-1], CONFIG_BLOCKS[CONFIGS[-1]]  # any kit config: blocks only the kit can build
+    overrides = dict(model=f"yolov8n-{stem}.yaml", data=str(tiny_data), epochs=1, batch=2, imgsz=64, workers=0,
                      device="cpu", project=str(tmp_path), name="ddp", plots=False, verbose=False)
     trainer = DetectionTrainer(overrides=overrides)
     env = dict(env_subprocess, PYTHONPATH="", YOLO_ATTN_AUTOLOAD="0")  # only the DDP file may bring the kit in
@@ -134,10 +138,10 @@ def test_ddp_worker_file_registers_blocks(tiny_data, tmp_path, env_subprocess):
         if fmt == "plain import":
             file.write_text(file.read_text().split("_ya.register()", 1)[1].split("\n", 1)[1])
             control, control_result = _run_worker(file, env, tmp_path)
-            assert control_result is None and "yolov8n-das.yaml" in control.stderr, control.stderr[-2000:]
+            assert control_result is None and f"yolov8n-{stem}.yaml" in control.stderr, control.stderr[-2000:]
     finally:
         file.unlink(missing_ok=True)
         state.unlink(missing_ok=True)
-    assert result["registered"] == ["NAM", "SimAM", "SE", "DAS"], fmt
-    assert result["blocks"] == ["DAS"] * 4, fmt  # yolov8-das: one block per backbone stage
-    assert "on_train_start" in result["kit_callbacks"], fmt  # the NAM penalty hooks reach the worker's trainer
+    assert result["registered"] == [n for n, _ in KIT_BLOCKS], fmt
+    assert result["blocks"] == [block] * 4, fmt  # ready-made configs: one block per backbone stage
+    assert "on_train_start" in result["kit_callbacks"], fmt  # the sparsity penalty hooks reach the worker's trainer

@@ -76,7 +76,7 @@ def test_cli_train_val_export_saliency(tiny_data, tmp_path, env_subprocess):
     with open(run / "results.csv") as f:
         row = list(csv.DictReader(f))[-1]
     assert float(row["nam/penalty"]) == pytest.approx(3e-3 * float(row["nam/l1"]), rel=1e-4)
-    _reload_and_compare(best, tmp_path, dict(env_subprocess, DATA_ROOT=str(tiny_data.parent)), "NAM")
+    _reload_and_compare(best, tmp_path, dict(env_subprocess, DATA_ROOT=str(tiny_data.parent)), CONFIG_BLOCKS["nam"])
 
     _cli(["val", f"model={best}", "name=val", *common], env_subprocess, tmp_path)
     assert (tmp_path / "val").is_dir()
