@@ -1,6 +1,6 @@
 """``yolo-attn``: Ultralytics' ``yolo`` command with the attention blocks registered, plus the kit's own commands.
 
-    yolo-attn train model=yolov8n-nam.yaml data=digits.yaml epochs=10 imgsz=160   # any `yolo` mode/syntax
+    yolo-attn train model=yolov8n-nam.yaml data=digits.yaml epochs=15 imgsz=128  # any `yolo` mode/syntax
     yolo-attn list                                                                # blocks and ready-made configs
     yolo-attn data [root=DIR] [dataset=digits] [n_train=N] [n_val=N] [imgsz=N] [seed=0]  # write a built-in dataset
     yolo-attn saliency model=best.pt [threshold=0.01]                             # channel saliency report
