@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,6 +93,11 @@ def block_table() -> str:
         aliases = ", ".join(f"`{a}`" for a in BLOCKS.aliases(name)) or "-"
         cells = [f"`{name}`", _cell(cls.paper), f"`{_cell(cls.formula)}`", _cell(cls.params), _args_cell(cls), aliases]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Choices where the papers leave room (each block's file opens with the paper, the formula and the shape "
+              "contract):", ""]
+    for name, cls in kit_blocks():
+        if cls.notes:
+            lines.append(textwrap.fill(f"- **{name}** {cls.notes}", 116, subsequent_indent="  ", break_on_hyphens=False))
     return "\n".join(lines) + "\n"
 
 

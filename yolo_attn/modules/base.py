@@ -14,7 +14,8 @@ What the rest of the kit reads from the class (never from the block's name):
 ==================  ===========================================================================================
 ``args``            the YAML arguments (:class:`Arg`): error messages, ``yolo-attn list``, the README table
 ``aliases``         other YAML names the block answers to (community spellings such as ``SEAttention``)
-``paper``           citation for docs; ``formula``: the gate in one line; ``params``: parameters added, as text
+``paper``           citation for docs; ``formula``: the gate in one line; ``params``: parameters added, as text;
+                    ``notes``: the choices made where the paper leaves room (the README lists them)
 ``config_args``     the arguments written into generated configs (``yolo-attn make-config`` default)
 ``config_params``   extra top-level keys for generated configs, e.g. ``{"nam_penalty": 1.0e-4}``
 ``config_docs``     the comment written after each of those keys in generated configs (optional)
@@ -134,6 +135,7 @@ class AttentionGate(nn.Module):
     paper: ClassVar[str] = ""
     formula: ClassVar[str] = ""
     params: ClassVar[str] = ""
+    notes: ClassVar[str] = ""
     config_args: ClassVar[tuple] = ()
     config_params: ClassVar[dict[str, Any]] = {}
     config_docs: ClassVar[dict[str, str]] = {}

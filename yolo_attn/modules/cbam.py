@@ -60,6 +60,13 @@ class CBAMAttention(AttentionGate):
         Arg("divisor", 8, kind="int", low=1, high=1024, doc="MLP hidden width: a multiple of this, at least this"),
     )
     paper = "Woo et al., ECCV 2018, [arXiv 1807.06521](https://arxiv.org/abs/1807.06521)"
+    notes = (
+        'is CBAM as published (average- and max-pooled descriptors through one shared reduction MLP, then a 7x7 '
+        "spatial gate on `[mean_C; max_C]`, with the authors' one-channel BatchNorm after the 7x7 conv), hidden "
+        "width as SE's. It is not Ultralytics' `CBAM` (which the kit leaves untouched): Ultralytics' channel "
+        'branch is `sigmoid(conv1x1(avgpool(x)))`, one full C -> C convolution on the average-pooled descriptor '
+        'only (no max-pooling, no reduction MLP), and its spatial conv has no BatchNorm.'
+    )
     formula = "y = x * Mc * Ms, Mc = sigmoid(MLP(avg x) + MLP(max x)), Ms = sigmoid(conv7x7([mean_C; max_C](Mc x)))"
     params = "2*C*rd + rd + C + 2*k^2 + 2, rd = C/r to a multiple of 8 (>= 8)"
     config_args = ()  # [] in generated configs: a leading 16 reads as a channel count on 16-channel rows

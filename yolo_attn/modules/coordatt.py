@@ -46,6 +46,10 @@ class CoordAtt(AttentionGate):
     args = (Arg("reduction", 32, low=0.0, high="c1", low_open=True, doc="bottleneck width max(8, C // reduction)"),)
     aliases = ("CoordAttention",)
     paper = "Hou et al., CVPR 2021, [arXiv 2103.02907](https://arxiv.org/abs/2103.02907)"
+    notes = (
+        "is the authors' module (`mip = max(8, C // 32)`, BN, h-swish); its submodule names match theirs, so "
+        'their state dicts load.'
+    )
     formula = "y = x * sigmoid(conv_h(f_h)) * sigmoid(conv_w(f_w)), [f_h; f_w] = hswish(BN(conv([pool_W x; pool_H x])))"
     params = "3*C*mip + 3*mip + 2*C, mip = max(8, C // r)"
     config_args = ()  # [] in generated configs: a leading 32 reads as a channel count on 32-channel rows

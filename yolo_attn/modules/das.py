@@ -231,6 +231,12 @@ class DAS(AttentionGate):
     )
     aliases = ("DASAttention",)
     paper = "Salajegheh et al. 2023, [arXiv 2311.12091](https://arxiv.org/abs/2311.12091)"
+    notes = (
+        'hidden width `max(1, round(alpha * C))`; the deformable offsets start at zero (a plain convolution at '
+        "first). NaN offsets are replaced by 0 before torchvision's kernel, which otherwise crashes the process "
+        "on them (Ultralytics' FLOPs probe feeds uninitialised memory): NaN input gives NaN output, never a "
+        'segfault.'
+    )
     formula = "y = x * sigmoid(LN_C(DeformConv(GELU(IN(PW(DW(x)))))))"
     params = "9C + C*h + 2h + 162h + 18 + 9hC + C + 2C, h = round(alpha*C)"
     config_args = (0.2,)

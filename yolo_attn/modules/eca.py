@@ -66,6 +66,10 @@ class ECA(AttentionGate):
     )
     aliases = ("ECAAttention", "eca_layer")
     paper = "Wang et al., CVPR 2020, [arXiv 1910.03151](https://arxiv.org/abs/1910.03151)"
+    notes = (
+        "kernel size `k = |(log2 C + b) / gamma|` made odd as the authors' code (C = 64 -> 3, C = 256 -> 5); `k=` "
+        'overrides it.'
+    )
     formula = "y = x * sigmoid(conv1d_k(avgpool(x))), k = odd(|(log2 C + b) / gamma|)"
     params = "k"
     prune_exact = False  # the 1-D kernel mixes neighbouring channels: removing channels changes the neighbours

@@ -66,6 +66,12 @@ class EMA(AttentionGate):
     args = (Arg("factor", 32, kind="int", low=1, high="c1", doc="channel groups G (reduced: >= 2 channels per group)"),)
     aliases = ("EMA_attention",)
     paper = "Ouyang et al., ICASSP 2023, [arXiv 2305.13563](https://arxiv.org/abs/2305.13563)"
+    notes = (
+        "is the authors' module. Their `factor` (G = 32 groups) needs `C % G == 0`; here G is the largest divisor "
+        'of C that is <= `factor` and leaves at least 2 channels per group (64 -> 32, 24 -> 12, 16 -> 8). On 1x1 '
+        "maps, where the authors' GroupNorm fails, the normalised value is exactly 0 and the GroupNorm shift is "
+        'used directly.'
+    )
     formula = "y_g = x_g * sigmoid(softmax(avgpool(x1)) flat(x2) + softmax(avgpool(x2)) flat(x1)), per channel group"
     params = "10*cg^2 + 4*cg, cg = C / G"
     config_args = ()  # [] in generated configs: a leading 32 reads as a channel count on 32-channel rows

@@ -109,6 +109,13 @@ class NAM(AttentionGate):
     args = (Arg("spatial", False, kind="bool", doc="add the pixel-normalisation gate"),)
     aliases = ("NAMAttention",)
     paper = "Liu et al. 2021, [arXiv 2111.12419](https://arxiv.org/abs/2111.12419)"
+    notes = (
+        "channel gate is the authors' code (weights from `bn.weight.data`, no gradient through the "
+        'normalisation). The paper\'s spatial "pixel normalisation" was a BatchNorm1d over a fixed number of '
+        'pixels; here it is size-agnostic: each pixel is normalised over the channels with scale factors lambda, '
+        "and the lambda-weighted sum gives one gate per pixel. Default `spatial=False`, as in the authors' "
+        'released code.'
+    )
     formula = "y = x * sigmoid(BN(x) * abs(g) / sum(abs(g))), g = the BN's own scale factors"
     params = "2C (4C with spatial)"
     config_params = {"nam_penalty": 1.0e-4}

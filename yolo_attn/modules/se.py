@@ -58,6 +58,10 @@ class SE(AttentionGate):
     )
     aliases = ("SEAttention", "SEBlock", "SELayer")
     paper = "Hu et al., CVPR 2018, [arXiv 1709.01507](https://arxiv.org/abs/1709.01507)"
+    notes = (
+        'reduced width `rd = make_divisible(C / reduction, 8)`: C/r rounded to a multiple of 8, at least 8, as in '
+        "timm. YOLOv8n's 32-256 channel layers would otherwise get 2-16 hidden units."
+    )
     formula = "y = x * sigmoid(W2 relu(W1 avgpool(x)))"
     params = "2*C*rd + rd + C"
     config_args = (16,)

@@ -40,6 +40,10 @@ class SimAM(AttentionGate):
     args = (Arg("e_lambda", 1e-4, low=0.0, high=10.0, low_open=True, doc="energy regulariser lambda (paper: 1e-4)"),)
     aliases = ("SimAMAttention", "SimAM_Attention")
     paper = "Yang et al., ICML 2021"
+    notes = (
+        'computes its statistics in float32 whatever the input dtype (float16 overflows on large maps), and on '
+        "1x1 maps, where the paper's `n = H*W - 1` is 0, it floors `n` at 1 (gate `sigmoid(0.5)`)."
+    )
     formula = "y = x * sigmoid((x - mu)^2 / (4 (var + lambda)) + 0.5)"
     params = "0"
     fresh_gate = True
