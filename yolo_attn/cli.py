@@ -360,14 +360,21 @@ def cmd_list(args: list[str]) -> None:
     if _parse("list", (), args, "", "the registered blocks, ready-made configs and built-in dataset") is None:
         return
     print(f"yolo-attn {__version__}\n\nRegistered attention blocks (YAML row: [from, n, NAME, [args]]):")
-    for name, cls in BLOCKS.items():
+    items = BLOCKS.items()
+    wide = max((len(n) for n, _ in items), default=0)  # column widths from the longest entry, so long names align
+    paths = {n: f"{c.__module__}.{c.__qualname__}" for n, c in items}
+    for name, cls in items:
         doc = (sys.modules[cls.__module__].__doc__ or cls.__doc__ or "").strip().splitlines()[0]
         also = f" (also: {', '.join(BLOCKS.aliases(name))})" if BLOCKS.aliases(name) else ""
-        print(f"  {name:<8} {cls.__module__ + '.' + cls.__qualname__:<32} {doc}{also}")
+        print(f"  {name:<{wide}}  {paths[name]:<{max(map(len, paths.values()))}}  {doc}{also}")
     print("\nReady-made configs (add a scale letter n/s/m/l/x: yolov8n-nam.yaml):")
-    for path in list_configs():
-        print(f"  {path.name:<22} {path}")
-    print(f"\nBuilt-in dataset: data={DATA_NAME} (generated offline on first use)")
+    configs = list_configs()
+    for path in configs:
+        print(f"  {path.name:<{max((len(p.name) for p in configs), default=0)}}  {path}")
+    from .data import DATASETS
+
+    names = ", ".join(f"data={n}.yaml" for n in DATASETS)
+    print(f"\nBuilt-in datasets: {names} (generated offline on first use; {DATA_NAME} is the default)")
 
 
 def _data_options() -> tuple[Option, ...]:
