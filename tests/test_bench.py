@@ -18,6 +18,7 @@ from conftest import ROOT
 from yolo_attn import run_bench
 from yolo_attn.bench import (
     OPTIONS,
+    BenchSettingsError,
     PRESETS,
     check_settings,
     default_models,
@@ -225,6 +226,8 @@ def test_options_defined_once():
     assert check_settings(seeds=[0, 1]).seeds == (0, 1)
     with pytest.raises(TypeError, match="colour"):
         run_bench(colour="red")
+    with pytest.raises(BenchSettingsError, match="unknown option 'seedz'. Did you mean 'seeds'"):
+        run_bench(seedz=[0])  # before any training: a bench error, with a suggestion
 
 
 @pytest.mark.parametrize("text", ["[yolov8n.yaml,yolov8n-se.yaml]", "yolov8n.yaml,yolov8n-se.yaml",

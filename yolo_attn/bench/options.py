@@ -27,6 +27,7 @@ __all__ = [
     "SIGNATURE",
     "BenchSettings",
     "BenchSettingsError",
+    "UnknownBenchOption",
     "Option",
     "Preset",
     "check_settings",
@@ -41,6 +42,10 @@ __all__ = [
 
 class BenchSettingsError(ValueError):
     """A benchmark argument is invalid (raised before any training starts)."""
+
+
+class UnknownBenchOption(BenchSettingsError, TypeError):
+    """``run_bench`` got a keyword that is no bench option (a ``TypeError`` too, as for any Python function)."""
 
 
 # ---------------------------------------------------------------------------------------------------------- presets
@@ -302,8 +307,16 @@ def check_settings(*args: Any, **kwargs: Any) -> BenchSettings:
 
     Raises:
         BenchSettingsError: A value is invalid; the message names the option and what is allowed.
-        TypeError: An unknown keyword.
+        UnknownBenchOption: An unknown keyword (a ``BenchSettingsError`` and a ``TypeError``).
     """
+    unknown = [k for k in kwargs if k not in _BY_NAME]
+    if unknown:
+        from ..registry import did_you_mean
+
+        raise UnknownBenchOption(
+            f"bench: unknown option {unknown[0]!r}.{did_you_mean(unknown[0], list(_BY_NAME))} "
+            f"Options: {', '.join(_BY_NAME)}"
+        )
     bound = SIGNATURE.bind(*args, **kwargs)
     bound.apply_defaults()
     v = {name: _BY_NAME[name].check(value) for name, value in bound.arguments.items()}
