@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from ..registry import BLOCKS
-from .base import Arg, AttentionGate, slice_param
+from .base import Arg, AttentionGate, slice_conv2d
 
 __all__ = ["CoordAtt"]
 
@@ -93,9 +93,7 @@ class CoordAtt(AttentionGate):
         Args:
             keep (torch.Tensor): Channels to keep.
         """
-        slice_param(self.conv1, "weight", keep, 1)
-        for conv in (self.conv_h, self.conv_w):
-            slice_param(conv, "weight", keep, 0)
-            slice_param(conv, "bias", keep, 0)
-            conv.out_channels = len(keep)
-        self.conv1.in_channels = self.c1 = len(keep)
+        slice_conv2d(self.conv1, in_keep=keep)
+        slice_conv2d(self.conv_h, out_keep=keep)
+        slice_conv2d(self.conv_w, out_keep=keep)
+        self.c1 = len(keep)

@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..registry import BLOCKS
-from .base import Arg, AttentionGate, slice_param
+from .base import Arg, AttentionGate, slice_conv2d
 
 __all__ = ["SE", "make_divisible"]
 
@@ -101,7 +101,6 @@ class SE(AttentionGate):
         Args:
             keep (torch.Tensor): Channels to keep.
         """
-        slice_param(self.fc1, "weight", keep, 1)
-        slice_param(self.fc2, "weight", keep, 0)
-        slice_param(self.fc2, "bias", keep, 0)
-        self.fc1.in_channels = self.fc2.out_channels = self.c1 = len(keep)
+        slice_conv2d(self.fc1, in_keep=keep)
+        slice_conv2d(self.fc2, out_keep=keep)
+        self.c1 = len(keep)
