@@ -26,7 +26,6 @@ from yolo_attn.bench import (
     measure_latency,
     median_interval,
     paired_difference,
-    parse_cli,
     plan_epochs,
     select_preset,
     t_interval,
@@ -34,7 +33,7 @@ from yolo_attn.bench import (
 )
 from yolo_attn.bench.stats import NO_DIFFERENCE
 from yolo_attn.bench.timing import interleaved, ratio_summary
-from yolo_attn.cli import main
+from yolo_attn.cli import main, parse_options
 from yolo_attn.registry import BLOCKS
 
 MODELS = ["yolov8n.yaml", "yolov8n-se.yaml"]
@@ -234,7 +233,8 @@ def test_options_defined_once():
                                   "[yolov8n.yaml, 'yolov8n-se.yaml']", "(yolov8n.yaml,yolov8n-se.yaml)"])
 def test_cli_models_list_syntax(text):
     """Ultralytics' list syntax and plain comma lists give the same model list."""
-    assert parse_cli({"models": text, "seeds": "[0,1,2]"}) == {"models": tuple(MODELS), "seeds": (0, 1, 2)}
+    kw = parse_options("bench", OPTIONS, [f"models={text}", "seeds=[0,1,2]"], defaults=False)  # as yolo-attn bench
+    assert kw == {"models": tuple(MODELS), "seeds": (0, 1, 2)}
 
 
 def test_cli_bench_help(capsys):

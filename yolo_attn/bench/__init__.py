@@ -58,7 +58,6 @@ from .options import (
     Preset,
     check_settings,
     default_models,
-    parse_cli,
     select_preset,
     usage,
 )
@@ -80,7 +79,6 @@ __all__ = [
     "measure_latency",
     "median_interval",
     "paired_difference",
-    "parse_cli",
     "plan_epochs",
     "plot_bench",
     "run_bench",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,6 @@ __all__ = [
     "Preset",
     "check_settings",
     "default_models",
-    "parse_cli",
     "resolve_device",
     "select_preset",
     "split_list",
@@ -332,34 +331,6 @@ def check_settings(*args: Any, **kwargs: Any) -> BenchSettings:
         v["command"] = "yolo_attn.run_bench(" + ", ".join(f"{k}={x!r}" for k, x in shown.items()) + ")"
     v["out"] = Path(v["out"]).expanduser().resolve()
     return BenchSettings(**v, preset=preset.name)
-
-
-def parse_cli(options: Mapping[str, str]) -> dict[str, Any]:
-    """Turn ``yolo-attn bench`` ``key=value`` strings into checked ``run_bench`` keywords.
-
-    Args:
-        options (Mapping[str, str]): Key -> text as given on the command line.
-
-    Returns:
-        (dict[str, Any]): Keyword arguments for ``run_bench``.
-
-    Raises:
-        BenchSettingsError: An unknown key or a bad value, named in the message.
-    """
-    cli = [o.name for o in OPTIONS if o.cli]
-    unknown = sorted(set(options) - set(cli))
-    if unknown:
-        raise BenchSettingsError(f"bench: unknown option(s) {', '.join(unknown)}; expected {', '.join(cli)} "
-                                 "(see `yolo-attn bench help`)")
-    out = {}
-    for key, text in options.items():
-        opt = _BY_NAME[key]
-        try:
-            value = opt.type(text.strip())
-        except ValueError:
-            raise BenchSettingsError(f"bench: {key} must be {opt.what}, got {text!r}") from None
-        out[key] = opt.check(value)
-    return out
 
 
 def usage() -> str:

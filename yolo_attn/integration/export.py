@@ -76,7 +76,6 @@ __all__ = [
     "has_deform_conv",
     "install_export",
     "raise_opset",
-    "raise_opset_for_deform_conv",
     "register_deform_conv_symbolic",
     "required_opset",
 ]
@@ -311,7 +310,6 @@ def raise_opset(exporter: Any, registry: Registry = BLOCKS) -> int | None:
     return need
 
 
-raise_opset_for_deform_conv = raise_opset  # the earlier name
 
 
 def _hooked(original: Callable) -> Callable:
